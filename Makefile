@@ -1,0 +1,61 @@
+# PhotonCloud build, test and lint entry points. `make test` is what a change
+# must pass; .ci/run calls `make lint test` on a fresh machine.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+GO_ROOT_BIN := /usr/local/go/bin
+export PATH := $(GO_ROOT_BIN):$(shell PATH=$(GO_ROOT_BIN):$$PATH go env GOPATH 2>/dev/null)/bin:$(PATH)
+
+BIN := $(CURDIR)/bin
+# End-to-end tests and benchmarks find chainfire, photon, etcd and etcdctl here.
+export PHOTON_BIN_DIR := $(BIN)
+
+TEST_TIMEOUT ?= 30m
+# Every Go module of the repository except tools/, which only pins binaries.
+MODULES := $(sort $(patsubst ./%,%,$(patsubst %/go.mod,%,$(shell find . -name go.mod -not -path './.git/*' -not -path './tools/*' -not -path './bin/*'))))
+TOOLS_DEPS := tools/go.mod tools/go.sum
+
+.PHONY: all build cmds etcd test dev lint bench-chainfire clean ensure-tools
+
+all: build
+
+ensure-tools:
+	@scripts/ensure-tools.sh
+
+build: cmds $(BIN)/etcdctl
+
+# Every cmd/<name> becomes bin/<name>.
+cmds:
+	go build -o $(BIN)/ ./cmd/...
+
+etcd: $(BIN)/etcd
+
+$(BIN)/etcdctl: $(TOOLS_DEPS)
+	cd tools && go build -o $@ go.etcd.io/etcd/etcdctl/v3
+
+$(BIN)/etcd: $(TOOLS_DEPS)
+	cd tools && go build -o $@ go.etcd.io/etcd/server/v3
+
+$(BIN)/staticcheck: $(TOOLS_DEPS)
+	cd tools && go build -o $@ honnef.co/go/tools/cmd/staticcheck
+
+test: ensure-tools build etcd
+	go test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	if [ -d test/etcdcompat ]; then cd test/etcdcompat && go test -race -count=1 -timeout $(TEST_TIMEOUT) ./...; fi
+
+dev: ensure-tools build
+	$(BIN)/photon dev
+
+lint: $(BIN)/staticcheck
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	for m in $(MODULES); do echo "vet + staticcheck: $$m"; (cd $$m && go vet ./... && $(BIN)/staticcheck ./...); done
+
+bench-chainfire: build etcd
+	if [ -f bench/chainfire/run.sh ]; then bash bench/chainfire/run.sh; \
+	elif [ -f bench/chainfire/Makefile ]; then $(MAKE) -C bench/chainfire; \
+	else echo "bench/chainfire is not written yet" >&2; exit 1; fi
+
+clean:
+	rm -rf $(BIN)

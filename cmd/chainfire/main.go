@@ -1,0 +1,106 @@
+// Command chainfire runs one Chainfire member: a replicated key-value store
+// that speaks the etcd v3 API and takes etcd's flags. Configuration comes
+// from flags, then PHOTON_CHAINFIRE_* environment variables, then the TOML
+// file named by --config.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/photoncloud/photoncloud/internal/chainfire"
+	"github.com/photoncloud/photoncloud/internal/platform"
+	"github.com/photoncloud/photoncloud/internal/version"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the command and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := newCommand(stdout, stderr)
+	cmd.SetArgs(args)
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "chainfire: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newCommand(stdout, stderr io.Writer) *cobra.Command {
+	o := &options{}
+	cmd := &cobra.Command{
+		Use:           "chainfire",
+		Short:         "Chainfire: the PhotonCloud coordination store (etcd v3 API)",
+		Version:       version.String(),
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd, o, stdout, stderr)
+		},
+	}
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	bindFlags(cmd.Flags(), o)
+	return cmd
+}
+
+// loadConfig fills the flags not given on the command line from the
+// environment and the config file, which itself may be named by
+// PHOTON_CHAINFIRE_CONFIG.
+func loadConfig(fs *pflag.FlagSet, o *options) error {
+	file := o.configFile
+	if !fs.Changed("config") {
+		file = os.Getenv(platform.EnvName("chainfire", "config"))
+	}
+	return platform.LoadConfig(fs, "chainfire", file)
+}
+
+func serve(cmd *cobra.Command, o *options, stdout, stderr io.Writer) error {
+	if err := loadConfig(cmd.Flags(), o); err != nil {
+		return err
+	}
+	lg, err := platform.NewLogger(stderr, o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	cfg := o.config()
+	cfg.Logger = lg
+	cfg.Registry = reg
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+
+	ctx, stop := platform.SignalContext(cmd.Context())
+	defer stop()
+	srv, err := chainfire.Start(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	fmt.Fprintf(stdout, "chainfire: member %q serving the etcd API at %s\n", cfg.Name, srv.ClientAddr())
+	if a := srv.HTTPAddr(); a != "" {
+		fmt.Fprintf(stdout, "chainfire: metrics at http://%s/metrics\n", a)
+	}
+	<-ctx.Done()
+	// Restore default signal handling so a second Ctrl-C kills a stuck shutdown.
+	stop()
+	lg.Info("shutting down", "cause", context.Cause(ctx))
+	if err := srv.Close(); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("close: %w", err)
+	}
+	return nil
+}

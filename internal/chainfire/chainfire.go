@@ -1,0 +1,281 @@
+package chainfire
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/etcdserverpb/gw"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/photoncloud/photoncloud/internal/chainfire/kvserver"
+	"github.com/photoncloud/photoncloud/internal/chainfire/v3rpc"
+	"github.com/photoncloud/photoncloud/internal/platform"
+)
+
+// grpcOverheadBytes is the slack etcd allows on top of --max-request-bytes
+// for gRPC framing.
+const grpcOverheadBytes = 512 * 1024
+
+// Server is a running Chainfire member.
+type Server struct {
+	cfg        Config
+	lg         *slog.Logger
+	kv         *kvserver.Server
+	group      platform.Group
+	clientAddr string
+	httpAddr   string
+	gwConn     *grpc.ClientConn
+	// drain closes when the member stops, ending long-lived streams so that
+	// a graceful gRPC stop does not wait for clients to hang up.
+	drain chan struct{}
+}
+
+// Start opens the member's data, starts raft and serves clients. It returns
+// once the member has a leader and its listeners accept connections.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, lg: cfg.Logger, drain: make(chan struct{})}
+	ok := false
+	var listeners []net.Listener
+	defer func() {
+		if !ok {
+			for _, l := range listeners {
+				_ = l.Close()
+			}
+		}
+	}()
+
+	// Bind first: a port in use should fail before any data is touched.
+	type clientListener struct {
+		l      net.Listener
+		secure bool
+	}
+	var clients []clientListener
+	for _, u := range cfg.ListenClientURLs {
+		l, secure, err := platform.ListenNetwork(u)
+		if err != nil {
+			return nil, err
+		}
+		listeners = append(listeners, l)
+		if secure && !cfg.ClientTLS.Enabled() {
+			return nil, fmt.Errorf("listen %s: TLS URL without a certificate; set --cert-file and --key-file", u)
+		}
+		clients = append(clients, clientListener{l, secure || (cfg.ClientTLS.Enabled() && !hasScheme(u))})
+	}
+	s.clientAddr = clients[0].l.Addr().String()
+	serverTLS, err := cfg.ClientTLS.ServerConfig()
+	if err != nil {
+		return nil, fmt.Errorf("client TLS: %w", err)
+	}
+	var httpListeners []net.Listener
+	for _, u := range cfg.ListenHTTPURLs {
+		l, err := platform.Listen(u, serverTLS)
+		if err != nil {
+			return nil, err
+		}
+		listeners = append(listeners, l)
+		httpListeners = append(httpListeners, l)
+	}
+	if len(httpListeners) > 0 {
+		s.httpAddr = httpListeners[0].Addr().String()
+	}
+
+	members, _ := ParseInitialCluster(cfg.InitialCluster)
+	retention, retentionRevs, _ := cfg.compactionRetention()
+	kv, err := kvserver.Start(ctx, kvserver.Options{
+		Name:               cfg.Name,
+		DataDir:            cfg.DataDir,
+		PeerURLs:           cfg.InitialAdvertisePeerURLs,
+		ClientURLs:         cfg.AdvertiseClientURLs,
+		InitialCluster:     members,
+		ClusterToken:       cfg.InitialClusterToken,
+		QuotaBackendBytes:  cfg.QuotaBackendBytes,
+		MaxRequestBytes:    cfg.MaxRequestBytes,
+		SnapshotCount:      cfg.SnapshotCount,
+		HeartbeatInterval:  cfg.HeartbeatInterval,
+		ElectionTimeout:    cfg.ElectionTimeout,
+		RetentionPeriod:    retention,
+		RetentionRevisions: retentionRevs,
+		Logger:             s.lg,
+		Metrics:            kvserver.NewMetrics(cfg.Registry),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start member: %w", err)
+	}
+	s.kv = kv
+
+	unaryLeader, streamLeader := v3rpc.RequireLeader(kv)
+	servers := map[bool]*grpc.Server{}
+	for _, c := range clients {
+		gs := servers[c.secure]
+		if gs == nil {
+			opts := platform.GRPCOptions{
+				MaxRecvMsgSize:     cfg.MaxRequestBytes + grpcOverheadBytes,
+				Registry:           cfg.Registry,
+				Logger:             s.lg,
+				UnaryInterceptors:  []grpc.UnaryServerInterceptor{unaryLeader},
+				StreamInterceptors: []grpc.StreamServerInterceptor{streamLeader},
+			}
+			if c.secure {
+				opts.TLS = serverTLS
+			}
+			var health interface {
+				SetServingStatus(string, healthpb.HealthCheckResponse_ServingStatus)
+			}
+			gs, health = platform.NewGRPCServer(opts)
+			health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+			v3rpc.Register(gs, kv, v3rpc.Options{MaxTxnOps: cfg.MaxTxnOps, MaxRequestBytes: cfg.MaxRequestBytes, Logger: s.lg, Drain: s.drain})
+			servers[c.secure] = gs
+		}
+		s.group.ServeGRPC(gs, c.l)
+	}
+
+	if len(httpListeners) > 0 {
+		mux, err := s.httpHandler(ctx, clients[0].secure)
+		if err != nil {
+			s.closeAll()
+			return nil, err
+		}
+		for _, l := range httpListeners {
+			s.group.ServeHTTP(&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, l)
+		}
+	}
+	ok = true
+	s.lg.Info("chainfire member serving", "name", cfg.Name, "member-id", fmt.Sprintf("%x", kv.ID()),
+		"cluster-id", fmt.Sprintf("%x", kv.ClusterID()), "client", s.clientAddr, "http", s.httpAddr)
+	if !cfg.ClientTLS.Enabled() {
+		s.lg.Warn("serving clients without TLS; set --cert-file and --key-file to encrypt")
+	}
+	return s, nil
+}
+
+func hasScheme(u string) bool {
+	for i := 0; i+2 < len(u); i++ {
+		if u[i:i+3] == "://" {
+			return true
+		}
+	}
+	return false
+}
+
+// httpHandler serves /metrics, /healthz, /livez, /readyz, etcd's /health and
+// the JSON gateway under /v3/, which calls the member's own gRPC listener.
+func (s *Server) httpHandler(ctx context.Context, secure bool) (http.Handler, error) {
+	creds := insecure.NewCredentials()
+	if secure {
+		tlsCfg, err := s.cfg.ClientTLS.ClientConfig("")
+		if err != nil {
+			return nil, fmt.Errorf("gateway TLS: %w", err)
+		}
+		// The gateway dials its own member by IP; the chain is still verified.
+		tlsCfg.InsecureSkipVerify = false
+		if host, _, err := net.SplitHostPort(s.clientAddr); err == nil {
+			tlsCfg.ServerName = host
+		}
+		creds = credentials.NewTLS(tlsCfg)
+	}
+	conn, err := grpc.NewClient(s.clientAddr, grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<31-1)))
+	if err != nil {
+		return nil, fmt.Errorf("gateway connection: %w", err)
+	}
+	s.gwConn = conn
+	gwmux := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
+		Marshaler: &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+		},
+	}))
+	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		gw.RegisterKVHandler, gw.RegisterWatchHandler, gw.RegisterLeaseHandler,
+		gw.RegisterClusterHandler, gw.RegisterMaintenanceHandler,
+	} {
+		if err := register(context.WithoutCancel(ctx), gwmux, conn); err != nil {
+			return nil, fmt.Errorf("register gateway: %w", err)
+		}
+	}
+	mux := platform.NewHTTPMux(s.cfg.Registry, s.ready)
+	mux.Handle("/v3/", gwmux)
+	mux.HandleFunc("/health", s.serveHealth)
+	return mux, nil
+}
+
+func (s *Server) ready() error {
+	if s.kv.Leader() == 0 {
+		return errors.New("no leader")
+	}
+	return nil
+}
+
+// serveHealth answers as etcd's /health: a quorum read must succeed and no
+// alarm may be active (?exclude=NOSPACE ignores that alarm).
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	excluded := map[string]bool{}
+	for _, a := range r.URL.Query()["exclude"] {
+		excluded[a] = true
+	}
+	reason := ""
+	for _, a := range s.kv.Alarms() {
+		if !excluded[a.Alarm.String()] {
+			reason = "ALARM " + a.Alarm.String()
+		}
+	}
+	if reason == "" {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if _, err := s.kv.Range(ctx, &pb.RangeRequest{Key: []byte("health"), Serializable: r.URL.Query().Get("serializable") == "true"}); err != nil {
+			reason = "QGET ERROR " + err.Error()
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if reason != "" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(map[string]string{"health": fmt.Sprint(reason == ""), "reason": reason})
+}
+
+// ClientAddr is the bound address of the first client listener.
+func (s *Server) ClientAddr() string { return s.clientAddr }
+
+// HTTPAddr is the bound address of the first HTTP listener, "" if none.
+func (s *Server) HTTPAddr() string { return s.httpAddr }
+
+// Err reports a listener that failed on its own.
+func (s *Server) Err() <-chan error { return s.group.Err() }
+
+// Close stops serving, then stops the member; it waits for every goroutine.
+func (s *Server) Close() error {
+	return s.closeAll()
+}
+
+func (s *Server) closeAll() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	close(s.drain)
+	err := s.group.Stop(ctx)
+	if s.gwConn != nil {
+		err = errors.Join(err, s.gwConn.Close())
+	}
+	if s.kv != nil {
+		err = errors.Join(err, s.kv.Close())
+	}
+	return err
+}
+
+// KV exposes the state machine to in-process users such as tests.
+func (s *Server) KV() *kvserver.Server { return s.kv }

@@ -1,0 +1,184 @@
+package kvserver
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// requestTimeout bounds a request whose context has no deadline, as etcd's
+// 5s plus two election timeouts.
+func (s *Server) requestTimeout() time.Duration {
+	return 5*time.Second + 2*s.opts.ElectionTimeout
+}
+
+// Range serves a read: linearizable unless r.Serializable.
+func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+	if !r.Serializable {
+		if err := s.linearizableReadNotify(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return executeRange(pinned{kv: s.kv, at: s.kv.Rev()}, r)
+}
+
+// Put writes a key through raft.
+func (s *Server) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
+	if err := s.checkQuota(r); err != nil {
+		return nil, err
+	}
+	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Put: r})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*pb.PutResponse), nil
+}
+
+// DeleteRange deletes keys through raft.
+func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	resp, err := s.propose(ctx, &pb.InternalRaftRequest{DeleteRange: r})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*pb.DeleteRangeResponse), nil
+}
+
+// Txn runs a transaction: read-only ones locally after a read barrier, the
+// others through raft.
+func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	if IsTxnReadOnly(r) {
+		if !isTxnSerializable(r) {
+			if err := s.linearizableReadNotify(ctx); err != nil {
+				return nil, err
+			}
+		}
+		rd := pinned{kv: s.kv, at: s.kv.Rev()}
+		path := txnPath(rd, r)
+		next := 0
+		if err := s.checkTxnOps(rd, nil, r, path, &next); err != nil {
+			return nil, err
+		}
+		next = 0
+		resp, err := s.execTxn(rd, nil, r, path, &next)
+		if err != nil {
+			return nil, err
+		}
+		resp.Header = &pb.ResponseHeader{Revision: rd.at}
+		return resp, nil
+	}
+	if err := s.checkQuota(r); err != nil {
+		return nil, err
+	}
+	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Txn: r})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*pb.TxnResponse), nil
+}
+
+// Compact compacts the history through raft; with r.Physical it returns once
+// the old revisions are gone from disk.
+func (s *Server) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
+	res, err := s.proposeResult(ctx, &pb.InternalRaftRequest{Compaction: r})
+	if err != nil {
+		return nil, err
+	}
+	if r.Physical && res.compacted != nil {
+		select {
+		case <-res.compacted:
+		case <-ctx.Done():
+			return nil, contextErr(ctx.Err())
+		case <-s.stopping:
+			return nil, ErrStopped
+		}
+	}
+	return res.resp.(*pb.CompactionResponse), nil
+}
+
+func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (any, error) {
+	res, err := s.proposeResult(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return res.resp, nil
+}
+
+// proposeResult hands the request to raft and waits until it is applied.
+func (s *Server) proposeResult(ctx context.Context, r *pb.InternalRaftRequest) (result, error) {
+	if s.leader.Load() == 0 {
+		return result{}, ErrNoLeader
+	}
+	id := s.ids.Next()
+	r.Header = &pb.RequestHeader{ID: id}
+	data, err := proto.Marshal(r)
+	if err != nil {
+		return result{}, err
+	}
+	if len(data) > s.opts.MaxRequestBytes {
+		return result{}, ErrRequestTooLarge
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.requestTimeout())
+		defer cancel()
+	}
+	ch := s.wait.register(id)
+	s.m.proposalsPending.Inc()
+	defer s.m.proposalsPending.Dec()
+	select {
+	case s.propc <- data:
+	case <-ctx.Done():
+		s.wait.cancel(id)
+		return result{}, contextErr(ctx.Err())
+	case <-s.stopping:
+		s.wait.cancel(id)
+		return result{}, ErrStopped
+	}
+	select {
+	case res := <-ch:
+		return res, res.err
+	case <-ctx.Done():
+		s.wait.cancel(id)
+		return result{}, contextErr(ctx.Err())
+	case <-s.stopping:
+		s.wait.cancel(id)
+		return result{}, ErrStopped
+	}
+}
+
+func contextErr(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return ErrTimeout
+	}
+	return ErrCanceled
+}
+
+// quotaOverhead is what etcd adds to a request's size when estimating growth.
+const quotaOverhead = 512
+
+// checkQuota refuses requests that would grow the store past its quota, and
+// raises the NOSPACE alarm when that happens for the first time.
+func (s *Server) checkQuota(req proto.Message) error {
+	if s.hasAlarm(pb.AlarmType_NOSPACE) {
+		return ErrNoSpace
+	}
+	if s.opts.QuotaBackendBytes <= 0 {
+		return nil
+	}
+	cost := int64(proto.Size(req)) + quotaOverhead
+	if s.dbSize.Load()+cost <= s.opts.QuotaBackendBytes {
+		return nil
+	}
+	s.lg.Warn("backend quota exceeded; raising NOSPACE alarm", "quota-bytes", s.opts.QuotaBackendBytes, "db-size", s.dbSize.Load())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
+		defer cancel()
+		_, _ = s.propose(ctx, &pb.InternalRaftRequest{Alarm: &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: s.memberID, Alarm: pb.AlarmType_NOSPACE}})
+	}()
+	return ErrNoSpace
+}

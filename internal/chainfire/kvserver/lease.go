@@ -1,0 +1,122 @@
+package kvserver
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/photoncloud/photoncloud/internal/chainfire/lease"
+)
+
+const (
+	// leaseRevokeBatch bounds the revokes proposed per check, as etcd rate-limits them.
+	leaseRevokeBatch = 500
+	// leaseRevokeRetry is how long an expired lease waits before its revoke is proposed again.
+	leaseRevokeRetry = 3 * time.Second
+)
+
+// LeaseGrant creates a lease through raft; ID 0 asks the server to choose one.
+func (s *Server) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
+	if r.ID == 0 {
+		r = &pb.LeaseGrantRequest{TTL: r.TTL, ID: int64(s.ids.Next() & (1<<63 - 1))}
+	}
+	if r.TTL > lease.MaxTTL {
+		return nil, lease.ErrTTLTooLarge
+	}
+	if err := s.checkQuota(r); err != nil {
+		return nil, err
+	}
+	resp, err := s.propose(ctx, &pb.InternalRaftRequest{LeaseGrant: r})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*pb.LeaseGrantResponse), nil
+}
+
+// LeaseRevoke deletes a lease and its keys through raft.
+func (s *Server) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
+	resp, err := s.propose(ctx, &pb.InternalRaftRequest{LeaseRevoke: r})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*pb.LeaseRevokeResponse), nil
+}
+
+// LeaseRenew restarts a lease's countdown on the leader and returns its TTL.
+func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
+	// The lease must be known here: wait until this member is current.
+	if err := s.linearizableReadNotify(ctx); err != nil {
+		return 0, err
+	}
+	ttl, err := s.lessor.Renew(id)
+	if err == lease.ErrNotPrimary {
+		return 0, ErrNotLeader
+	}
+	return ttl, err
+}
+
+// LeaseTimeToLive describes a lease.
+func (s *Server) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
+	if err := s.linearizableReadNotify(ctx); err != nil {
+		return nil, err
+	}
+	info, err := s.lessor.Lookup(r.ID, r.Keys)
+	if err != nil {
+		if err == lease.ErrNotFound {
+			// etcd answers a missing lease with TTL -1 rather than an error.
+			return &pb.LeaseTimeToLiveResponse{Header: &pb.ResponseHeader{Revision: s.kv.Rev()}, ID: r.ID, TTL: -1}, nil
+		}
+		return nil, err
+	}
+	resp := &pb.LeaseTimeToLiveResponse{Header: &pb.ResponseHeader{Revision: s.kv.Rev()}, ID: r.ID, TTL: info.TTL, GrantedTTL: info.GrantedTTL}
+	for _, k := range info.Keys {
+		resp.Keys = append(resp.Keys, []byte(k))
+	}
+	return resp, nil
+}
+
+// LeaseLeases lists every lease.
+func (s *Server) LeaseLeases(ctx context.Context) (*pb.LeaseLeasesResponse, error) {
+	if err := s.linearizableReadNotify(ctx); err != nil {
+		return nil, err
+	}
+	resp := &pb.LeaseLeasesResponse{Header: &pb.ResponseHeader{Revision: s.kv.Rev()}}
+	for _, id := range s.lessor.IDs() {
+		resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: id})
+	}
+	return resp, nil
+}
+
+// leaseLoop revokes expired leases while this member leads.
+func (s *Server) leaseLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopping:
+			return
+		case <-t.C:
+		}
+		ids := s.lessor.Expired(leaseRevokeBatch, leaseRevokeRetry)
+		if len(ids) == 0 {
+			continue
+		}
+		var wg sync.WaitGroup
+		for _, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
+				defer cancel()
+				_, err := s.propose(ctx, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}})
+				if err != nil && err != lease.ErrNotFound {
+					s.lg.Warn("revoking expired lease failed; will retry", "lease", id, "err", err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+}

@@ -1,0 +1,221 @@
+package kvserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+)
+
+// Status describes this member.
+func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
+	resp := &pb.StatusResponse{
+		Header:           &pb.ResponseHeader{Revision: s.kv.Rev()},
+		Version:          Version,
+		StorageVersion:   "3.6.0",
+		DbSize:           s.dbSize.Load(),
+		DbSizeInUse:      s.dbSizeInUse.Load(),
+		DbSizeQuota:      s.opts.QuotaBackendBytes,
+		Leader:           s.leader.Load(),
+		RaftIndex:        s.committed.Load(),
+		RaftTerm:         s.term.Load(),
+		RaftAppliedIndex: s.applied.Load(),
+	}
+	for _, a := range s.Alarms() {
+		resp.Errors = append(resp.Errors, fmt.Sprintf("memberID:%d alarm:%s", a.MemberID, a.Alarm))
+	}
+	return resp, nil
+}
+
+// Alarm lists, raises or clears alarms. Clearing goes through raft so every
+// member agrees; listing is local.
+func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	if r.Action == pb.AlarmRequest_GET {
+		return &pb.AlarmResponse{Header: &pb.ResponseHeader{Revision: s.kv.Rev()}, Alarms: s.Alarms()}, nil
+	}
+	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Alarm: r})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*pb.AlarmResponse), nil
+}
+
+// Hash is the CRC of the whole MVCC key space.
+func (s *Server) Hash(ctx context.Context) (*pb.HashResponse, error) {
+	h, rev, err := s.kv.Hash()
+	if err != nil {
+		return nil, err
+	}
+	return &pb.HashResponse{Header: &pb.ResponseHeader{Revision: rev}, Hash: h}, nil
+}
+
+// HashKV is the CRC of the history up to rev (0: current).
+func (s *Server) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error) {
+	h, hashRev, compactRev, err := s.kv.HashKV(rev)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.HashKVResponse{Header: &pb.ResponseHeader{Revision: hashRev}, Hash: h, CompactRevision: compactRev, HashRevision: hashRev}, nil
+}
+
+// Defragment compacts the whole Pebble keyspace, reclaiming the space of
+// deleted revisions.
+func (s *Server) Defragment(ctx context.Context) error {
+	start := time.Now()
+	s.lg.Info("defragmenting", "db-size", s.dbSize.Load())
+	if err := s.db.Compact(ctx, []byte{0}, []byte{0xff, 0xff}, true); err != nil {
+		return fmt.Errorf("defragment: %w", err)
+	}
+	total, inUse := s.m.setSizes(s.db)
+	s.dbSize.Store(total)
+	s.dbSizeInUse.Store(inUse)
+	s.lg.Info("defragmented", "db-size", total, "took", time.Since(start))
+	return nil
+}
+
+// SnapshotMagic starts every Chainfire snapshot file.
+const SnapshotMagic = "CHAINFIRE-SNAPSHOT-1\n"
+
+// Snapshot writes a consistent copy of the member's applied state (MVCC
+// data, leases, alarms, membership; not the raft log) to w: the magic line,
+// then records of uvarint key length, key, uvarint value length, value, and
+// finally the SHA-256 of everything before it.
+func (s *Server) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	it, err := snap.NewIter(nil)
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	h := sha256.New()
+	mw := io.MultiWriter(w, h)
+	var n int64
+	write := func(b []byte) error {
+		m, err := mw.Write(b)
+		n += int64(m)
+		return err
+	}
+	if err := write([]byte(SnapshotMagic)); err != nil {
+		return n, err
+	}
+	var lenBuf [binary.MaxVarintLen64]byte
+	for ok := it.First(); ok; ok = it.Next() {
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		k := it.Key()
+		if len(k) > 0 && k[0] == 'r' {
+			continue // raft log and hard state stay with the member
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return n, err
+		}
+		for _, b := range [][]byte{k, v} {
+			if err := write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(b)))]); err != nil {
+				return n, err
+			}
+			if err := write(b); err != nil {
+				return n, err
+			}
+		}
+	}
+	if err := it.Error(); err != nil {
+		return n, err
+	}
+	m, err := w.Write(h.Sum(nil))
+	return n + int64(m), err
+}
+
+// housekeepingLoop refreshes the store size and runs auto-compaction.
+func (s *Server) housekeepingLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	s.m.quota.Set(float64(s.opts.QuotaBackendBytes))
+	ac := newAutoCompactor(s.opts.RetentionPeriod, s.opts.RetentionRevisions)
+	for {
+		total, inUse := s.m.setSizes(s.db)
+		s.dbSize.Store(total)
+		s.dbSizeInUse.Store(inUse)
+		if s.lessorIsPrimary() {
+			if rev := ac.target(time.Now(), s.kv.Rev(), s.kv.CompactRev()); rev > 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
+				_, err := s.Compact(ctx, &pb.CompactionRequest{Revision: rev})
+				cancel()
+				if err != nil {
+					s.lg.Warn("auto-compaction failed", "revision", rev, "err", err)
+				} else {
+					s.lg.Info("auto-compacted", "revision", rev)
+				}
+			}
+		}
+		select {
+		case <-s.stopping:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) lessorIsPrimary() bool {
+	return s.leader.Load() == s.memberID
+}
+
+// autoCompactor decides when to compact: periodic mode keeps the revisions of
+// the last retention period, revision mode the last N revisions.
+type autoCompactor struct {
+	period  time.Duration
+	revs    int64
+	samples []revSample
+	last    time.Time
+}
+
+type revSample struct {
+	at  time.Time
+	rev int64
+}
+
+func newAutoCompactor(period time.Duration, revs int64) *autoCompactor {
+	return &autoCompactor{period: period, revs: revs}
+}
+
+// target returns the revision to compact to now, or 0.
+func (a *autoCompactor) target(now time.Time, rev, compacted int64) int64 {
+	switch {
+	case a.revs > 0:
+		// etcd checks revision retention every 5 minutes.
+		if now.Sub(a.last) < 5*time.Minute {
+			return 0
+		}
+		a.last = now
+		if t := rev - a.revs; t > compacted {
+			return t
+		}
+	case a.period > 0:
+		a.samples = append(a.samples, revSample{now, rev})
+		// The newest sample at least one period old is the revision to keep.
+		var pick int64
+		i := 0
+		for ; i < len(a.samples) && now.Sub(a.samples[i].at) >= a.period; i++ {
+			pick = a.samples[i].rev
+		}
+		if i > 1 {
+			a.samples = a.samples[i-1:]
+		}
+		interval := a.period / 10
+		if interval < time.Second {
+			interval = time.Second
+		}
+		if pick > compacted && now.Sub(a.last) >= interval {
+			a.last = now
+			return pick
+		}
+	}
+	return 0
+}

@@ -1,0 +1,393 @@
+// Package kvserver is Chainfire's replicated state machine: it turns client
+// requests into raft proposals, drives the raft node, applies committed
+// entries to the MVCC store, the lease table and the alarm list, and serves
+// linearizable reads through ReadIndex.
+//
+// Request flow (one goroutine owns each stage):
+//
+//	client goroutine  -> propose: register a waiter, hand bytes to the raft loop
+//	raft loop         -> RawNode: persist entries + hard state (one fsync per Ready),
+//	                     send messages, pass committed entries to the apply loop
+//	apply loop        -> MVCC / leases / alarms in one Pebble batch per entry, with
+//	                     the applied index; publish watch events; wake the waiter
+//	read loop         -> one ReadIndex for every batch of waiting linearizable reads
+package kvserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/photoncloud/photoncloud/internal/chainfire/lease"
+	"github.com/photoncloud/photoncloud/internal/chainfire/mvcc"
+	"github.com/photoncloud/photoncloud/internal/chainfire/raftstore"
+	"github.com/photoncloud/photoncloud/internal/chainfire/watch"
+)
+
+// Version is the etcd API version Chainfire implements and reports in Status.
+const Version = "3.7.3"
+
+// Options configure a Server. Fields without a default must be set.
+type Options struct {
+	Name    string
+	DataDir string
+	// PeerURLs and ClientURLs are this member's advertised URLs.
+	PeerURLs   []string
+	ClientURLs []string
+	// InitialCluster maps member names to peer URLs.
+	InitialCluster map[string][]string
+	ClusterToken   string
+
+	QuotaBackendBytes int64
+	MaxRequestBytes   int
+	SnapshotCount     uint64
+	HeartbeatInterval time.Duration
+	ElectionTimeout   time.Duration
+
+	// Periodic auto-compaction keeps RetentionPeriod of history; revision mode
+	// keeps RetentionRevisions revisions. Zero disables.
+	RetentionPeriod    time.Duration
+	RetentionRevisions int64
+
+	// WatchProgressInterval is the period of progress notifications. Default 10m.
+	WatchProgressInterval time.Duration
+
+	Logger  *slog.Logger
+	Metrics *Metrics
+}
+
+// Member describes one member of the cluster.
+type Member struct {
+	ID         uint64   `json:"id"`
+	Name       string   `json:"name"`
+	PeerURLs   []string `json:"peerURLs"`
+	ClientURLs []string `json:"clientURLs"`
+	IsLearner  bool     `json:"isLearner,omitempty"`
+}
+
+// Server is one Chainfire member's state machine.
+type Server struct {
+	opts Options
+	lg   *slog.Logger
+	m    *Metrics
+
+	db        *pebble.DB
+	raftLog   *raftstore.Store
+	rn        *raft.RawNode
+	kv        *mvcc.Store
+	lessor    *lease.Lessor
+	hub       *watch.Hub
+	ids       *idGenerator
+	memberID  uint64
+	clusterID uint64
+	members   []Member
+
+	wait        *waitTable
+	appliedWait indexWait
+
+	propc      chan []byte
+	readIndexc chan []byte
+	readStatec chan raft.ReadState
+	applyc     chan []*raftpb.Entry
+	readwaitc  chan struct{}
+
+	readMu       sync.Mutex
+	readNotifier *notifier
+
+	// Raft facts published by the raft loop for other goroutines.
+	leader    atomic.Uint64
+	term      atomic.Uint64
+	committed atomic.Uint64
+	applied   atomic.Uint64
+	confState atomic.Pointer[raftpb.ConfState]
+	snapIndex uint64 // owned by the apply loop
+
+	alarmsMu sync.RWMutex
+	alarms   map[alarmKey]struct{}
+
+	dbSize      atomic.Int64
+	dbSizeInUse atomic.Int64
+
+	stopping chan struct{}
+	wg       sync.WaitGroup
+	closeMu  sync.Mutex
+	closed   bool
+}
+
+type alarmKey struct {
+	member uint64
+	alarm  pb.AlarmType
+}
+
+// Start opens (or creates) the member's data and starts its goroutines. It
+// returns once the member has a leader and has applied its log.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.WatchProgressInterval == 0 {
+		opts.WatchProgressInterval = 10 * time.Minute
+	}
+	if len(opts.InitialCluster) > 1 {
+		return nil, errors.New("multi-member clusters are not supported by this release: give --initial-cluster with this member only")
+	}
+	s := &Server{
+		opts: opts, lg: opts.Logger, m: opts.Metrics,
+		wait:         newWaitTable(),
+		propc:        make(chan []byte, 4096),
+		readIndexc:   make(chan []byte, 1),
+		readStatec:   make(chan raft.ReadState, 1),
+		applyc:       make(chan []*raftpb.Entry, 64),
+		readwaitc:    make(chan struct{}, 1),
+		readNotifier: newNotifier(),
+		alarms:       map[alarmKey]struct{}{},
+		stopping:     make(chan struct{}),
+	}
+	if err := s.open(); err != nil {
+		s.closeStorage()
+		return nil, err
+	}
+	s.start()
+	select {
+	case <-s.ready():
+		return s, nil
+	case <-ctx.Done():
+		s.Close()
+		return nil, fmt.Errorf("wait for leader: %w", ctx.Err())
+	}
+}
+
+func (s *Server) open() error {
+	dir := filepath.Join(s.opts.DataDir, "member")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	db, err := openDB(filepath.Join(dir, "db"), s.lg)
+	if err != nil {
+		return err
+	}
+	s.db = db
+	if s.raftLog, err = raftstore.Open(db); err != nil {
+		return fmt.Errorf("open raft log: %w", err)
+	}
+	if err := s.loadMembers(); err != nil {
+		return err
+	}
+	s.ids = newIDGenerator(s.memberID, time.Now())
+	if s.kv, err = mvcc.New(db, s.lg); err != nil {
+		return fmt.Errorf("open mvcc store: %w", err)
+	}
+	if err := s.loadAppliedState(); err != nil {
+		return err
+	}
+	s.hub = watch.NewHub(historyAdapter{s.kv}, s.kv.Rev(), s.lg, watch.Options{ProgressInterval: s.opts.WatchProgressInterval})
+
+	electionTicks := int(s.opts.ElectionTimeout / s.opts.HeartbeatInterval)
+	cfg := &raft.Config{
+		ID:                        s.memberID,
+		ElectionTick:              electionTicks,
+		HeartbeatTick:             1,
+		Storage:                   s.raftLog.Storage(),
+		MaxSizePerMsg:             1 << 20,
+		MaxInflightMsgs:           512,
+		MaxUncommittedEntriesSize: 1 << 30,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		Logger:                    raftLogger{s.lg.With("component", "raft")},
+	}
+	rn, err := raft.NewRawNode(cfg)
+	if err != nil {
+		return fmt.Errorf("create raft node: %w", err)
+	}
+	s.rn = rn
+	if s.raftLog.Fresh() {
+		ctx, _ := json.Marshal(s.members[0])
+		if err := rn.Bootstrap([]raft.Peer{{ID: s.memberID, Context: ctx}}); err != nil {
+			return fmt.Errorf("bootstrap raft: %w", err)
+		}
+	}
+	s.m.setSizes(s.db)
+	return nil
+}
+
+func openDB(dir string, lg *slog.Logger) (*pebble.DB, error) {
+	opts := &pebble.Options{
+		Cache:        pebble.NewCache(64 << 20),
+		MemTableSize: 64 << 20,
+		Logger:       pebbleLogger{lg.With("component", "pebble")},
+	}
+	defer opts.Cache.Unref()
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open pebble at %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// loadMembers reads the membership recorded at the first start, or records it.
+func (s *Server) loadMembers() error {
+	v, closer, err := s.db.Get(membersKey)
+	if err == nil {
+		defer closer.Close()
+		var rec membersRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("decode membership: %w", err)
+		}
+		s.members, s.clusterID = rec.Members, rec.ClusterID
+		for _, m := range s.members {
+			if m.Name == s.opts.Name {
+				s.memberID = m.ID
+			}
+		}
+		if s.memberID == 0 {
+			return fmt.Errorf("member %q is not in the membership stored in %s", s.opts.Name, s.opts.DataDir)
+		}
+		// Client URLs are not part of the identity: take the current ones.
+		for i := range s.members {
+			if s.members[i].ID == s.memberID {
+				s.members[i].ClientURLs = s.opts.ClientURLs
+			}
+		}
+		return nil
+	}
+	if !errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("load membership: %w", err)
+	}
+	if !s.raftLog.Fresh() {
+		return errors.New("data dir has a raft log but no membership record")
+	}
+	var ids []uint64
+	for name, urls := range s.opts.InitialCluster {
+		m := Member{ID: computeMemberID(urls, s.opts.ClusterToken), Name: name, PeerURLs: urls}
+		if name == s.opts.Name {
+			m.ClientURLs = s.opts.ClientURLs
+			s.memberID = m.ID
+		}
+		s.members = append(s.members, m)
+		ids = append(ids, m.ID)
+	}
+	s.clusterID = computeClusterID(ids)
+	data, err := json.Marshal(membersRecord{ClusterID: s.clusterID, Members: s.members})
+	if err != nil {
+		return err
+	}
+	return s.db.Set(membersKey, data, pebble.Sync)
+}
+
+type membersRecord struct {
+	ClusterID uint64   `json:"clusterID"`
+	Members   []Member `json:"members"`
+}
+
+func (s *Server) start() {
+	s.wg.Add(5)
+	go s.raftLoop()
+	go s.applyLoop()
+	go s.readLoop()
+	go s.leaseLoop()
+	go s.housekeepingLoop()
+}
+
+// ready closes once the member has a leader and has applied everything that
+// was committed when it started.
+func (s *Server) ready() <-chan struct{} {
+	ch := make(chan struct{})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if s.leader.Load() != 0 && s.applied.Load() >= s.committed.Load() && s.committed.Load() > 0 {
+				close(ch)
+				return
+			}
+			select {
+			case <-t.C:
+			case <-s.stopping:
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// Close stops every goroutine and closes the store. Requests in flight fail
+// with ErrStopped.
+func (s *Server) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.stopping)
+	s.closeMu.Unlock()
+	s.wg.Wait()
+	return s.closeStorage()
+}
+
+func (s *Server) closeStorage() error {
+	var errs []error
+	if s.hub != nil {
+		s.hub.Close()
+	}
+	if s.kv != nil {
+		errs = append(errs, s.kv.Close())
+	}
+	if s.db != nil {
+		errs = append(errs, s.db.Flush(), s.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Hub is the watch hub clients' watch streams register with.
+func (s *Server) Hub() *watch.Hub { return s.hub }
+
+// ID is this member's id.
+func (s *Server) ID() uint64 { return s.memberID }
+
+// ClusterID is the cluster's id.
+func (s *Server) ClusterID() uint64 { return s.clusterID }
+
+// Leader is the current leader's id, 0 if none.
+func (s *Server) Leader() uint64 { return s.leader.Load() }
+
+// Term is the current raft term.
+func (s *Server) Term() uint64 { return s.term.Load() }
+
+// Members lists the cluster's members.
+func (s *Server) Members() []Member { return append([]Member(nil), s.members...) }
+
+// Header returns a response header for the given revision.
+func (s *Server) Header(rev int64) *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: s.clusterID, MemberId: s.memberID, Revision: rev, RaftTerm: s.term.Load()}
+}
+
+// Rev is the latest applied revision.
+func (s *Server) Rev() int64 { return s.kv.Rev() }
+
+// pebbleLogger routes Pebble's messages to slog; its chatter is debug level.
+type pebbleLogger struct{ lg *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any)  { l.lg.Debug(fmt.Sprintf(format, args...)) }
+func (l pebbleLogger) Errorf(format string, args ...any) { l.lg.Error(fmt.Sprintf(format, args...)) }
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	l.lg.Error(fmt.Sprintf(format, args...))
+	panic(fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,107 @@
+package v3rpc
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/photoncloud/photoncloud/internal/chainfire/kvserver"
+)
+
+type watchService struct {
+	pb.UnimplementedWatchServer
+	s        *kvserver.Server
+	h        headerFiller
+	maxBytes int
+	lg       *slog.Logger
+	drain    <-chan struct{}
+}
+
+// Watch serves one client watch stream: a receive goroutine registers and
+// cancels watchers, this goroutine sends what the hub queues. A client that
+// closes its send side keeps its watchers, as in etcd.
+func (w *watchService) Watch(stream grpc.BidiStreamingServer[pb.WatchRequest, pb.WatchResponse]) error {
+	ctx := stream.Context()
+	st := w.s.Hub().NewStream()
+	defer st.Close()
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			switch r := req.RequestUnion.(type) {
+			case *pb.WatchRequest_CreateRequest:
+				if r.CreateRequest == nil {
+					continue
+				}
+				err = st.Watch(ctx, r.CreateRequest)
+			case *pb.WatchRequest_CancelRequest:
+				if r.CancelRequest == nil {
+					continue
+				}
+				err = st.Cancel(ctx, r.CancelRequest.WatchId)
+			case *pb.WatchRequest_ProgressRequest:
+				err = st.RequestProgress(ctx)
+			}
+			if err != nil {
+				recvErr <- err
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case resp := <-st.Out():
+			w.h.fill(&resp.Header)
+			if err := w.send(stream, resp.WatchResponse, resp.Fragment); err != nil {
+				return err
+			}
+		case err := <-recvErr:
+			return togRPCError(err)
+		case <-ctx.Done():
+			return togRPCError(ctx.Err())
+		case <-w.drain:
+			return rpctypes.ErrGRPCStopped
+		}
+	}
+}
+
+// send splits a response whose watcher asked for fragments and which is
+// larger than a request may be, as etcd does.
+func (w *watchService) send(stream grpc.BidiStreamingServer[pb.WatchRequest, pb.WatchResponse], resp *pb.WatchResponse, fragment bool) error {
+	if !fragment || len(resp.Events) < 2 || proto.Size(resp) < w.maxBytes {
+		return stream.Send(resp)
+	}
+	events := resp.Events
+	for len(events) > 0 {
+		cur := &pb.WatchResponse{Header: resp.Header, WatchId: resp.WatchId, Fragment: true}
+		n := 0
+		for _, ev := range events {
+			cur.Events = append(cur.Events, ev)
+			if len(cur.Events) > 1 && proto.Size(cur) >= w.maxBytes {
+				cur.Events = cur.Events[:len(cur.Events)-1]
+				break
+			}
+			n++
+		}
+		events = events[n:]
+		if len(events) == 0 {
+			cur.Fragment = false
+		}
+		if err := stream.Send(cur); err != nil {
+			return err
+		}
+	}
+	return nil
+}
