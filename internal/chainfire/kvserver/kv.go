@@ -172,10 +172,14 @@ func (s *Server) checkQuota(req proto.Message) error {
 	if s.dbSize.Load()+cost <= s.opts.QuotaBackendBytes {
 		return nil
 	}
+	if !s.raisingNoSpace.CompareAndSwap(false, true) {
+		return ErrNoSpace // a proposal of the alarm is already in flight
+	}
 	s.lg.Warn("backend quota exceeded; raising NOSPACE alarm", "quota-bytes", s.opts.QuotaBackendBytes, "db-size", s.dbSize.Load())
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer s.raisingNoSpace.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
 		defer cancel()
 		_, _ = s.propose(ctx, &pb.InternalRaftRequest{Alarm: &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: s.memberID, Alarm: pb.AlarmType_NOSPACE}})

@@ -117,6 +117,8 @@ type Server struct {
 	alarmsMu sync.RWMutex
 	alarms   map[alarmKey]struct{}
 
+	raisingNoSpace atomic.Bool
+
 	dbSize      atomic.Int64
 	dbSizeInUse atomic.Int64
 

@@ -1,7 +1,6 @@
 package mvcc
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"sort"
@@ -187,12 +186,3 @@ func checkKV(t testing.TB, got, want *mvccpb.KeyValue) {
 		t.Fatalf("got kv %v, want %v", got, want)
 	}
 }
-
-func bytesOrNil(s string) []byte {
-	if s == "" {
-		return nil
-	}
-	return []byte(s)
-}
-
-var _ = bytes.Equal

@@ -173,7 +173,7 @@ func (ki *keyIndex) String() string {
 	return fmt.Sprintf("%q lease=%d gens=%v", ki.key, ki.lease, ki.gens)
 }
 
-// rangeKind classifies the [key, end) arguments of Range and DeleteRange with
+// keyRange classifies the [key, end) arguments of Range and DeleteRange with
 // etcd's conventions.
 type keyRange struct {
 	key, end []byte

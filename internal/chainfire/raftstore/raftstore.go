@@ -103,9 +103,13 @@ func (s *Store) Fresh() bool { return s.fresh }
 // Storage is what raft reads the log through.
 func (s *Store) Storage() *raft.MemoryStorage { return s.mem }
 
-// Save durably appends entries (replacing any conflicting tail) and records the
-// hard state, then makes them visible to raft. It fsyncs once.
+// Save appends entries (replacing any conflicting tail) and records the hard
+// state, then makes them visible to raft. It fsyncs once, unless only the
+// commit index changed: raft.MustSync tells, and a lost commit index is
+// recovered from the leader.
 func (s *Store) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
+	prev, _, _ := s.mem.InitialState()
+	sync := raft.MustSync(hs, prev, len(ents))
 	if (hs == nil || raft.IsEmptyHardState(hs)) && len(ents) == 0 {
 		return nil
 	}
@@ -138,7 +142,11 @@ func (s *Store) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 			return err
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	opts := pebble.NoSync
+	if sync {
+		opts = pebble.Sync
+	}
+	if err := b.Commit(opts); err != nil {
 		return fmt.Errorf("persist raft log: %w", err)
 	}
 	if len(ents) > 0 {
