@@ -212,6 +212,12 @@ func (s *Server) httpHandler(ctx context.Context, secure bool) (http.Handler, er
 	mux := platform.NewHTTPMux(s.cfg.Registry, s.ready)
 	mux.Handle("/v3/", gwmux)
 	mux.HandleFunc("/health", s.serveHealth)
+	mux.HandleFunc("/version", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{
+			"etcdserver": kvserver.Version, "etcdcluster": kvserver.ClusterVersion, "storage": kvserver.StorageVersion,
+		})
+	})
 	return mux, nil
 }
 

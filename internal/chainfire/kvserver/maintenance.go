@@ -16,7 +16,7 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 	resp := &pb.StatusResponse{
 		Header:           &pb.ResponseHeader{Revision: s.kv.Rev()},
 		Version:          Version,
-		StorageVersion:   "3.6.0",
+		StorageVersion:   StorageVersion,
 		DbSize:           s.dbSize.Load(),
 		DbSizeInUse:      s.dbSizeInUse.Load(),
 		DbSizeQuota:      s.opts.QuotaBackendBytes,
@@ -80,10 +80,16 @@ func (s *Server) Defragment(ctx context.Context) error {
 // SnapshotMagic starts every Chainfire snapshot file.
 const SnapshotMagic = "CHAINFIRE-SNAPSHOT-1\n"
 
+// snapshotAlign is the block size etcd's snapshot client expects the data
+// before the checksum to be a multiple of.
+const snapshotAlign = 512
+
 // Snapshot writes a consistent copy of the member's applied state (MVCC
 // data, leases, alarms, membership; not the raft log) to w: the magic line,
-// then records of uvarint key length, key, uvarint value length, value, and
-// finally the SHA-256 of everything before it.
+// records of uvarint key length, key, uvarint value length, value, a zero key
+// length ending the records, zero padding to a multiple of 512 bytes, and
+// the SHA-256 of everything before it. The padding and trailing checksum are
+// what etcd's snapshot client checks for (size % 512 == 32).
 func (s *Server) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
@@ -127,6 +133,14 @@ func (s *Server) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
 	}
 	if err := it.Error(); err != nil {
 		return n, err
+	}
+	if err := write([]byte{0}); err != nil {
+		return n, err
+	}
+	if pad := (snapshotAlign - n%snapshotAlign) % snapshotAlign; pad > 0 {
+		if err := write(make([]byte, pad)); err != nil {
+			return n, err
+		}
 	}
 	m, err := w.Write(h.Sum(nil))
 	return n + int64(m), err

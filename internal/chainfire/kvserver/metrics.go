@@ -63,7 +63,9 @@ func (m *Metrics) setSizes(db *pebble.DB) (total, inUse int64) {
 	mt := db.Metrics()
 	total = int64(mt.DiskSpaceUsage())
 	levels := mt.Total()
-	inUse = levels.AggregateSize() + int64(mt.MemTable.Size)
+	// Live tables plus the log not yet flushed into them; Pebble's disk
+	// usage also counts obsolete files awaiting deletion, so clamp.
+	inUse = min(levels.AggregateSize()+int64(mt.WAL.Size), total)
 	m.dbSize.Set(float64(total))
 	m.dbSizeInUse.Set(float64(inUse))
 	return total, inUse

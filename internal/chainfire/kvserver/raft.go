@@ -115,11 +115,13 @@ func (s *Server) handleReady() error {
 			s.readStatec <- rs
 		}
 	}
+	prev, _, _ := s.raftLog.Storage().InitialState()
+	synced := len(rd.Entries) > 0 || (rd.HardState != nil && raft.MustSync(rd.HardState, prev, 0))
 	start := time.Now()
 	if err := s.raftLog.Save(rd.HardState, rd.Entries); err != nil {
 		return err
 	}
-	if len(rd.Entries) > 0 || rd.HardState != nil {
+	if synced {
 		s.m.walFsync.Observe(time.Since(start).Seconds())
 	}
 	// Messages to peers are sent here once members have peers (next release).

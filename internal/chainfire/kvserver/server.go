@@ -39,6 +39,13 @@ import (
 // Version is the etcd API version Chainfire implements and reports in Status.
 const Version = "3.7.3"
 
+// ClusterVersion and StorageVersion are the etcd cluster and storage schema
+// versions Chainfire reports, for tools that check them.
+const (
+	ClusterVersion = "3.7.0"
+	StorageVersion = "3.7.0"
+)
+
 // Options configure a Server. Fields without a default must be set.
 type Options struct {
 	Name    string
