@@ -720,21 +720,42 @@ func TestStatusAndSnapshot(t *testing.T) {
 	if want := sha256.Sum256(body); !bytes.Equal(sum, want[:]) {
 		t.Fatal("snapshot trailer is not the SHA-256 of its content")
 	}
-	// Parse the records: keys in order, none of the raft log, the lease and
-	// membership present.
+	// etcd's snapshot client wants (size % 512 == 32).
+	if len(data)%512 != sha256.Size {
+		t.Fatalf("snapshot size %d: size %% 512 = %d, want %d", len(data), len(data)%512, sha256.Size)
+	}
+	// Parse the records up to the zero key length that ends them: keys in
+	// order, none of the raft log, the lease and membership present; only
+	// zero padding after the end mark.
 	rest := body[len(SnapshotMagic):]
 	var keys [][]byte
+	ended := false
 	for len(rest) > 0 {
-		var rec [2][]byte
-		for i := range rec {
-			l, w := binary.Uvarint(rest)
-			if w <= 0 || uint64(len(rest)-w) < l {
-				t.Fatalf("malformed record at %d bytes from the end", len(rest))
-			}
-			rec[i] = rest[w : w+int(l)]
-			rest = rest[w+int(l):]
+		l, w := binary.Uvarint(rest)
+		if w <= 0 {
+			t.Fatalf("malformed key length at %d bytes from the end", len(rest))
 		}
-		keys = append(keys, rec[0])
+		if l == 0 {
+			rest = rest[w:]
+			ended = true
+			break
+		}
+		if uint64(len(rest)-w) < l {
+			t.Fatalf("truncated key at %d bytes from the end", len(rest))
+		}
+		keys = append(keys, rest[w:w+int(l)])
+		rest = rest[w+int(l):]
+		l, w = binary.Uvarint(rest)
+		if w <= 0 || uint64(len(rest)-w) < l {
+			t.Fatalf("malformed value at %d bytes from the end", len(rest))
+		}
+		rest = rest[w+int(l):]
+	}
+	if !ended {
+		t.Fatal("snapshot records lack the end mark")
+	}
+	if len(rest) >= 512 || len(bytes.Trim(rest, "\x00")) != 0 {
+		t.Fatalf("%d bytes after the end mark are not zero padding below 512 bytes", len(rest))
 	}
 	var sawLease, sawMembers bool
 	for i, k := range keys {
@@ -742,7 +763,7 @@ func TestStatusAndSnapshot(t *testing.T) {
 			t.Fatalf("raft key %q in snapshot", k)
 		}
 		if i > 0 && bytes.Compare(keys[i-1], k) >= 0 {
-			t.Fatal("snapshot keys out of order")
+			t.Fatalf("snapshot keys out of order: %q then %q (all: %q)", keys[i-1], k, keys)
 		}
 		sawLease = sawLease || bytes.Equal(k, leaseKey(55))
 		sawMembers = sawMembers || bytes.Equal(k, membersKey)

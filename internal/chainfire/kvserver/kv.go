@@ -1,8 +1,10 @@
 package kvserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -23,6 +25,76 @@ func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRespon
 		}
 	}
 	return executeRange(pinned{kv: s.kv, at: s.kv.Rev()}, r)
+}
+
+// initialStreamChunk is the first chunk size of RangeStream, as etcd's.
+const initialStreamChunk = 10
+
+// RangeStream serves a range in chunks at one pinned revision, sizing each
+// chunk towards the request size limit, as etcd 3.7 does. Only the last chunk
+// carries the header, More and Count. Callers reject custom sort orders and
+// revision filters first.
+func (s *Server) RangeStream(ctx context.Context, r *pb.RangeRequest, send func(*pb.RangeResponse) error) error {
+	if !r.Serializable {
+		if err := s.linearizableReadNotify(ctx); err != nil {
+			return err
+		}
+	}
+	r = proto.Clone(r).(*pb.RangeRequest)
+	rd := pinned{kv: s.kv, at: s.kv.Rev()}
+	if r.CountOnly {
+		resp, err := executeRange(rd, r)
+		if err != nil {
+			return err
+		}
+		return send(&pb.RangeResponse{Header: &pb.ResponseHeader{Revision: resp.Header.Revision}, Count: resp.Count})
+	}
+	total := r.Limit
+	if total == 0 {
+		total = math.MaxInt64
+	}
+	r.Limit = min(initialStreamChunk, total)
+	var count int64
+	for {
+		resp, err := executeRange(rd, r)
+		if err != nil {
+			return err
+		}
+		count += int64(len(resp.Kvs))
+		var next []byte
+		if resp.More {
+			next = append(bytes.Clone(resp.Kvs[len(resp.Kvs)-1].Key), 0)
+		}
+		out := &pb.RangeResponse{Kvs: resp.Kvs}
+		done := !resp.More || count == total
+		if done {
+			out.Header = &pb.ResponseHeader{Revision: rd.at}
+			out.More = resp.More
+			out.Count = count
+			if resp.More {
+				rest, err := executeRange(rd, &pb.RangeRequest{Key: next, RangeEnd: r.RangeEnd, Revision: r.Revision, CountOnly: true})
+				if err != nil {
+					return err
+				}
+				out.Count += rest.Count
+			}
+		}
+		if err := send(out); err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		r.Key = next
+		size := proto.Size(resp)
+		switch {
+		case size < s.opts.MaxRequestBytes/2:
+			r.Limit *= 2
+		case size > s.opts.MaxRequestBytes*2:
+			r.Limit /= 2
+		}
+		r.Limit = min(max(r.Limit, 1), total-count)
+	}
 }
 
 // Put writes a key through raft.

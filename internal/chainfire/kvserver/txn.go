@@ -88,8 +88,14 @@ func executeRange(rd reader, r *pb.RangeRequest) (*pb.RangeResponse, error) {
 		resp.More = true
 	}
 	if r.KeysOnly {
+		// etcd 3.7 serves keys_only from its key index, which has no lease,
+		// unless it must read values to sort by them; clients see exactly that.
+		dropLease := r.SortTarget != pb.RangeRequest_VALUE
 		for _, kv := range kvs {
 			kv.Value = nil
+			if dropLease {
+				kv.Lease = 0
+			}
 		}
 	}
 	resp.Kvs = kvs
@@ -286,7 +292,7 @@ func (s *Server) execTxn(rd reader, t *txnState, rt *pb.TxnRequest, path []bool,
 			if err != nil {
 				return nil, err
 			}
-			tr.Header = &pb.ResponseHeader{Revision: rd.rev()}
+			tr.Header = &pb.ResponseHeader{} // etcd leaves nested txn headers empty
 			resp.Responses = append(resp.Responses, &pb.ResponseOp{Response: &pb.ResponseOp_ResponseTxn{ResponseTxn: tr}})
 		}
 	}

@@ -33,7 +33,10 @@ type Lease struct {
 	// expiry is zero while this member is not the leader: only the leader
 	// tracks deadlines.
 	expiry time.Time
-	keys   map[string]struct{}
+	// expired is set once the leader found the deadline passed: a revoke is
+	// on its way and keep-alives no longer save the lease.
+	expired bool
+	keys    map[string]struct{}
 }
 
 // Remaining returns the time left before the lease expires; -1 second when
@@ -158,7 +161,12 @@ func (le *Lessor) Renew(id int64) (int64, error) {
 	if !ok {
 		return 0, ErrNotFound
 	}
-	l.expiry = le.now().Add(time.Duration(l.TTL) * time.Second)
+	now := le.now()
+	if l.expired || !l.expiry.After(now) {
+		// Too late, as in etcd: the lease is being revoked.
+		return 0, ErrNotFound
+	}
+	l.expiry = now.Add(time.Duration(l.TTL) * time.Second)
 	return l.TTL, nil
 }
 
@@ -211,6 +219,7 @@ func (le *Lessor) Promote() {
 	now := le.now()
 	for _, l := range le.leases {
 		l.expiry = now.Add(time.Duration(l.TTL) * time.Second)
+		l.expired = false
 	}
 }
 
@@ -247,6 +256,7 @@ func (le *Lessor) Expired(limit int, retry time.Duration) []int64 {
 	ids := make([]int64, len(due))
 	for i, l := range due {
 		ids[i] = l.ID
+		l.expired = true
 		l.expiry = now.Add(retry)
 	}
 	return ids

@@ -10,7 +10,9 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/photoncloud/photoncloud/internal/chainfire/kvserver"
 )
@@ -90,6 +92,25 @@ func (k *kvService) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRes
 	}
 	k.h.fill(&resp.Header)
 	return resp, nil
+}
+
+func (k *kvService) RangeStream(r *pb.RangeRequest, stream grpc.ServerStreamingServer[pb.RangeStreamResponse]) error {
+	if err := checkRangeRequest(r); err != nil {
+		return err
+	}
+	if r.SortTarget != pb.RangeRequest_KEY || (r.SortOrder != pb.RangeRequest_NONE && r.SortOrder != pb.RangeRequest_ASCEND) {
+		return status.Error(codes.Unimplemented, "RangeStream does not support custom sort orders")
+	}
+	if r.MinModRevision != 0 || r.MaxModRevision != 0 || r.MinCreateRevision != 0 || r.MaxCreateRevision != 0 {
+		return status.Error(codes.Unimplemented, "RangeStream does not support revision filters")
+	}
+	err := k.s.RangeStream(stream.Context(), r, func(resp *pb.RangeResponse) error {
+		if resp.Header != nil {
+			k.h.fill(&resp.Header)
+		}
+		return stream.Send(&pb.RangeStreamResponse{RangeResponse: resp})
+	})
+	return togRPCError(err)
 }
 
 func (k *kvService) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {

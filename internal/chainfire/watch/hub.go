@@ -24,6 +24,8 @@ import (
 var (
 	ErrEmptyRange  = errors.New("mvcc: watcher range is empty")
 	ErrDuplicateID = errors.New("mvcc: duplicate watch ID provided on the WatchStream")
+	// ErrCompacted answers a negative start revision, as etcd does.
+	ErrCompacted = errors.New("etcdserver: mvcc: required revision has been compacted")
 )
 
 // History is the part of the store the hub replays from.
@@ -173,7 +175,9 @@ func (h *Hub) Notify(rev int64, events []*mvccpb.Event) {
 			w.sentSinceTick = true
 			continue
 		}
-		// The stream is full: replay this revision and later ones from history.
+		// The stream is full: replay this revision and later ones from
+		// history. Everything before rev was delivered (or did not match).
+		w.minRev = max(w.minRev, rev)
 		delete(h.synced, w)
 		h.unsynced[w] = struct{}{}
 		h.kickSyncer()
@@ -249,7 +253,8 @@ func (h *Hub) syncOnce() bool {
 	wantPrev := false
 	for w := range h.unsynced {
 		if w.minRev < compactRev {
-			resp := &pb.WatchResponse{Header: &pb.ResponseHeader{Revision: curRev}, WatchId: w.id, CompactRevision: compactRev, Canceled: true}
+			// etcd sends this cancellation with a zero header revision.
+			resp := &pb.WatchResponse{Header: &pb.ResponseHeader{}, WatchId: w.id, CompactRevision: compactRev, Canceled: true}
 			if w.stream.trySend(Response{WatchResponse: resp}) {
 				delete(h.unsynced, w)
 				w.stream.forgetLocked(w)

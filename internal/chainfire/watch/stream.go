@@ -79,6 +79,8 @@ func (s *Stream) Watch(ctx context.Context, req *pb.WatchCreateRequest) error {
 	var err error
 	id := req.WatchId
 	switch {
+	case req.StartRevision < 0:
+		err = ErrCompacted
 	case len(end) != 0 && bytes.Compare(req.Key, end) >= 0:
 		err = ErrEmptyRange
 	case id != 0:
