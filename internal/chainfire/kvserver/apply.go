@@ -167,7 +167,6 @@ type txnState struct {
 	begin    int64
 	changed  bool
 	attach   []leaseOp
-	revoked  []int64
 	onCommit []func()
 }
 

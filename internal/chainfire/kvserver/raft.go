@@ -115,8 +115,7 @@ func (s *Server) handleReady() error {
 			s.readStatec <- rs
 		}
 	}
-	prev, _, _ := s.raftLog.Storage().InitialState()
-	synced := len(rd.Entries) > 0 || (rd.HardState != nil && raft.MustSync(rd.HardState, prev, 0))
+	synced := len(rd.Entries) > 0 || (rd.HardState != nil && raft.MustSync(rd.HardState, s.raftLog.HardState(), 0))
 	start := time.Now()
 	if err := s.raftLog.Save(rd.HardState, rd.Entries); err != nil {
 		return err

@@ -2,7 +2,6 @@ package lease
 
 import (
 	"errors"
-	"os"
 	"reflect"
 	"sync"
 	"testing"
@@ -347,7 +346,6 @@ func TestConcurrentUse(t *testing.T) {
 // revoke proposed for it is about to delete its keys (or, if the revoke was
 // not proposed yet, silently extend a lease that already expired).
 func TestRenewExpiredLeaseFails(t *testing.T) {
-	skipKnownBug(t, "lease.Lessor.Renew revives a lease whose deadline passed (lease.go Renew); etcd answers lease not found")
 	clk := newClock()
 	le := New(1, clk.now)
 	le.Promote()
@@ -356,15 +354,5 @@ func TestRenewExpiredLeaseFails(t *testing.T) {
 	ttl, err := le.Renew(1)
 	if err == nil {
 		t.Fatalf("BUG: Renew of a lease that expired 1s ago succeeded with TTL %d (etcd refuses it)", ttl)
-	}
-}
-
-// skipKnownBug skips a test that demonstrates a known, reported product bug
-// so that it does not block others' CI runs. Set CHAINFIRE_BUG_TESTS=1 to run
-// it anyway; delete the call once the bug is fixed.
-func skipKnownBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv("CHAINFIRE_BUG_TESTS") == "" {
-		t.Skip("BUG: " + bug)
 	}
 }

@@ -38,6 +38,9 @@ type Store struct {
 	mem *raft.MemoryStorage
 	// fresh is true when the database held no raft state at Open.
 	fresh bool
+	// hs is the last saved hard state. MemoryStorage.InitialState does not
+	// lock, so Save keeps its own copy rather than racing with Compact.
+	hs *raftpb.HardState
 }
 
 // Open loads the raft state found in db.
@@ -77,6 +80,7 @@ func Open(db *pebble.DB) (*Store, error) {
 	if err := s.mem.Append(ents); err != nil {
 		return nil, fmt.Errorf("restore raft log: %w", err)
 	}
+	s.hs = hs
 	if found {
 		if err := s.mem.SetHardState(hs); err != nil {
 			return nil, err
@@ -108,8 +112,7 @@ func (s *Store) Storage() *raft.MemoryStorage { return s.mem }
 // commit index changed: raft.MustSync tells, and a lost commit index is
 // recovered from the leader.
 func (s *Store) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
-	prev, _, _ := s.mem.InitialState()
-	sync := raft.MustSync(hs, prev, len(ents))
+	sync := raft.MustSync(hs, s.hs, len(ents))
 	if (hs == nil || raft.IsEmptyHardState(hs)) && len(ents) == 0 {
 		return nil
 	}
@@ -155,10 +158,14 @@ func (s *Store) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 		}
 	}
 	if hs != nil && !raft.IsEmptyHardState(hs) {
+		s.hs = hs
 		return s.mem.SetHardState(hs)
 	}
 	return nil
 }
+
+// HardState is the last saved hard state. Only the raft goroutine calls it.
+func (s *Store) HardState() *raftpb.HardState { return s.hs }
 
 // Compact discards log entries up to and including index, which must have
 // been applied durably, keeping a snapshot record (index, term, cs) in their

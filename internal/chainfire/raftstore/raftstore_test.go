@@ -3,7 +3,6 @@ package raftstore
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -357,7 +356,6 @@ func TestOpenCorruptEntry(t *testing.T) {
 // runs on the raft goroutine while Compact runs on the apply goroutine. Run
 // with -race: the two must not touch shared state unsynchronized.
 func TestSaveConcurrentWithCompact(t *testing.T) {
-	skipKnownBug(t, "data race: Save reads MemoryStorage.InitialState without its lock while Compact (apply loop) writes the snapshot (raftstore.go Save)")
 	db := openDB(t, vfs.NewMem())
 	defer db.Close()
 	s := openStore(t, db)
@@ -390,15 +388,5 @@ func TestSaveConcurrentWithCompact(t *testing.T) {
 	li, _ := s.Storage().LastIndex()
 	if li != n {
 		t.Fatalf("last index %d, want %d", li, n)
-	}
-}
-
-// skipKnownBug skips a test that demonstrates a known, reported product bug
-// so that it does not block others' CI runs. Set CHAINFIRE_BUG_TESTS=1 to run
-// it anyway; delete the call once the bug is fixed.
-func skipKnownBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv("CHAINFIRE_BUG_TESTS") == "" {
-		t.Skip("BUG: " + bug)
 	}
 }

@@ -150,9 +150,7 @@ func (w *world) commit(chs ...change) int64 {
 		evs = append(evs, ev)
 	}
 	w.hist.mu.Lock()
-	for _, ev := range evs {
-		w.hist.events = append(w.hist.events, ev)
-	}
+	w.hist.events = append(w.hist.events, evs...)
 	w.hist.mu.Unlock()
 	w.hub.Notify(rev, evs)
 	return rev

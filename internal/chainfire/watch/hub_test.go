@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -632,7 +631,6 @@ func at(s []string, i int) string {
 // no matching event for a long time must not be canceled as compacted when
 // its stream fills up: it has missed nothing below the compaction.
 func TestSlowSyncedWatcherNotCanceledByOldCompaction(t *testing.T) {
-	skipKnownBug(t, "Hub.Notify leaves a stale minRev on a synced watcher that falls back to unsynced, so an old compaction cancels it (hub.go Notify)")
 	w := newWorld(t, Options{StreamBuffer: 1, SyncInterval: 5 * time.Millisecond})
 	s := w.hub.NewStream()
 	defer s.Close()
@@ -685,15 +683,5 @@ func TestNegativeStartRevisionRefused(t *testing.T) {
 	}
 	if id := watch(t, s, &pb.WatchCreateRequest{Key: []byte("k")}); id != 0 {
 		t.Fatalf("refused request reserved an id: next id %d", id)
-	}
-}
-
-// skipKnownBug skips a test that demonstrates a known, reported product bug
-// so that it does not block others' CI runs. Set CHAINFIRE_BUG_TESTS=1 to run
-// it anyway; delete the call once the bug is fixed.
-func skipKnownBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv("CHAINFIRE_BUG_TESTS") == "" {
-		t.Skip("BUG: " + bug)
 	}
 }
