@@ -97,10 +97,6 @@ func (s *Server) applyLoop() {
 		for _, e := range ents {
 			s.applyEntry(e)
 		}
-		last := ents[len(ents)-1].GetIndex()
-		if last > s.applied.Load() {
-			s.applied.Store(last)
-		}
 		s.appliedWait.trigger(s.applied.Load())
 		s.maybeCompactLog()
 	}
@@ -132,16 +128,21 @@ func (s *Server) applyEntry(e *raftpb.Entry) {
 	}
 	if e.GetType() != raftpb.EntryNormal || len(e.Data) == 0 {
 		s.commitApplied(idx)
+		s.applied.Store(idx)
 		return
 	}
 	r, err := decodeRequest(e.Data)
 	if err != nil {
 		s.lg.Error("skipping undecodable raft entry", "index", idx, "err", err)
 		s.commitApplied(idx)
+		s.applied.Store(idx)
 		return
 	}
 	res := s.applyRequest(r, idx)
 	s.m.proposalsApplied.Inc()
+	// Published before the reply, so a client never sees an applied index
+	// below its own write.
+	s.applied.Store(idx)
 	if r.Header != nil {
 		s.wait.trigger(r.Header.ID, res)
 	}
@@ -295,14 +296,15 @@ func (s *Server) doPut(t *txnState, p *pb.PutRequest) *pb.PutResponse {
 			}
 		}
 	}
-	prev := t.w.Put(p.Key, val, lid)
+	var prev *mvccpb.KeyValue
+	if p.PrevKv {
+		prev = t.w.Put(p.Key, val, lid)
+	} else {
+		t.w.PutNoPrev(p.Key, val, lid) // saves reading the old value
+	}
 	t.changed = true
 	t.attach = append(t.attach, leaseOp{key: string(p.Key), id: lid})
-	resp := &pb.PutResponse{Header: &pb.ResponseHeader{Revision: t.rev()}}
-	if p.PrevKv && prev != nil {
-		resp.PrevKv = prev
-	}
-	return resp
+	return &pb.PutResponse{Header: &pb.ResponseHeader{Revision: t.rev()}, PrevKv: prev}
 }
 
 func (s *Server) applyDelete(t *txnState, d *pb.DeleteRangeRequest) *pb.DeleteRangeResponse {

@@ -115,15 +115,8 @@ func (s *Server) handleReady() error {
 			s.readStatec <- rs
 		}
 	}
-	synced := len(rd.Entries) > 0 || (rd.HardState != nil && raft.MustSync(rd.HardState, s.raftLog.HardState(), 0))
-	start := time.Now()
-	if err := s.raftLog.Save(rd.HardState, rd.Entries); err != nil {
-		return err
-	}
-	if synced {
-		s.m.walFsync.Observe(time.Since(start).Seconds())
-	}
-	// Messages to peers are sent here once members have peers (next release).
+	// Committed entries are already durable: hand them to the apply loop
+	// first so applying overlaps this Ready's fsync, as etcd does.
 	if len(rd.CommittedEntries) > 0 {
 		for _, e := range rd.CommittedEntries {
 			if err := s.applyConfChange(e); err != nil {
@@ -137,6 +130,15 @@ func (s *Server) handleReady() error {
 			return nil
 		}
 	}
+	synced := len(rd.Entries) > 0 || (rd.HardState != nil && raft.MustSync(rd.HardState, s.raftLog.HardState(), 0))
+	start := time.Now()
+	if err := s.raftLog.Save(rd.HardState, rd.Entries); err != nil {
+		return err
+	}
+	if synced {
+		s.m.walFsync.Observe(time.Since(start).Seconds())
+	}
+	// Messages to peers are sent here once members have peers (next release).
 	s.rn.Advance(rd)
 	return nil
 }

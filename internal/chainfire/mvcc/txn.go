@@ -150,6 +150,44 @@ func (w *TxnWrite) Put(key, value []byte, lease int64) (prev *mvccpb.KeyValue) {
 	return cloneKV(old)
 }
 
+// PutNoPrev is Put for callers that do not need the previous value: it takes
+// the create revision and version from the index instead of reading the old
+// value from Pebble. Its event's PrevKv is nil unless this txn itself wrote
+// the key before.
+func (w *TxnWrite) PutNoPrev(key, value []byte, lease int64) {
+	w.checkOpen()
+	r := w.nextRev()
+	kv := &mvccpb.KeyValue{
+		Key:            bytes.Clone(key),
+		Value:          bytes.Clone(value),
+		CreateRevision: r.main,
+		ModRevision:    r.main,
+		Version:        1,
+		Lease:          lease,
+	}
+	var old *mvccpb.KeyValue
+	if p, ok := w.pending.Get(&pendingKey{key: key}); ok {
+		old = p.kv
+		if old != nil {
+			kv.CreateRevision, kv.Version = old.CreateRevision, old.Version+1
+		}
+	} else {
+		w.s.mu.RLock()
+		if ki, found := w.s.index.Get(&keyIndex{key: key}); found {
+			if _, created, ver, ok := ki.get(w.beginRev); ok {
+				kv.CreateRevision, kv.Version = created, ver+1
+			}
+		}
+		w.s.mu.RUnlock()
+	}
+	if err := w.stage(r, false, kv); err != nil {
+		w.fail(err)
+		return
+	}
+	w.changes = append(w.changes, change{rev: r, key: kv.Key, kv: kv, prev: old})
+	w.pending.ReplaceOrInsert(&pendingKey{key: kv.Key, kv: kv})
+}
+
 func (w *TxnWrite) stage(r revision, tombstone bool, kv *mvccpb.KeyValue) error {
 	data, err := marshalOpts.Marshal(kv)
 	if err != nil {

@@ -99,9 +99,9 @@ func (w *watcher) matches(key []byte) bool {
 	return len(w.end) == 0 || bytes.Compare(key, w.end) < 0
 }
 
-// filter picks the events for w from evs (all of revision >= w.minRev known
-// by the caller or filtered here) without modifying the shared events.
-func (w *watcher) filter(evs []*mvccpb.Event) []*mvccpb.Event {
+// filter picks the events for w from evs without modifying the shared
+// events; prevOf supplies an event's previous value when w wants it.
+func (w *watcher) filter(evs []*mvccpb.Event, prevOf func(*mvccpb.Event) *mvccpb.KeyValue) []*mvccpb.Event {
 	var out []*mvccpb.Event
 	for _, ev := range evs {
 		if ev.Kv.ModRevision < w.minRev || !w.matches(ev.Kv.Key) {
@@ -112,7 +112,7 @@ func (w *watcher) filter(evs []*mvccpb.Event) []*mvccpb.Event {
 		}
 		e := &mvccpb.Event{Type: ev.Type, Kv: ev.Kv}
 		if w.prevKV {
-			e.PrevKv = ev.PrevKv
+			e.PrevKv = prevOf(ev)
 		}
 		out = append(out, e)
 	}
@@ -165,7 +165,7 @@ func (h *Hub) Notify(rev int64, events []*mvccpb.Event) {
 		return
 	}
 	for w := range h.synced {
-		evs := w.filter(events)
+		evs := w.filter(events, h.livePrev)
 		if len(evs) == 0 {
 			continue
 		}
@@ -183,6 +183,19 @@ func (h *Hub) Notify(rev int64, events []*mvccpb.Event) {
 		h.kickSyncer()
 	}
 }
+
+// livePrev returns the previous value of a just-applied event. Writers may
+// leave it out of PUT events (reading it costs a storage read per put), so it
+// is looked up, once per event, only when a watcher asks for it.
+func (h *Hub) livePrev(ev *mvccpb.Event) *mvccpb.KeyValue {
+	if ev.PrevKv == nil && ev.Type == mvccpb.Event_PUT && ev.Kv.Version > 1 {
+		ev.PrevKv = h.store.PrevKV(ev.Kv.Key, ev.Kv.ModRevision-1)
+	}
+	return ev.PrevKv
+}
+
+// storedPrev returns the previous value the syncer already read.
+func storedPrev(ev *mvccpb.Event) *mvccpb.KeyValue { return ev.PrevKv }
 
 func (h *Hub) kickSyncer() {
 	select {
@@ -299,7 +312,7 @@ func (h *Hub) syncOnce() bool {
 		if w.minRev > endRev || w.minRev < minRev {
 			continue
 		}
-		evs := w.filter(events)
+		evs := w.filter(events, storedPrev)
 		if len(evs) > 0 {
 			resp := &pb.WatchResponse{Header: &pb.ResponseHeader{Revision: endRev}, WatchId: w.id, Events: evs}
 			if !w.stream.trySend(Response{WatchResponse: resp, Fragment: w.fragment}) {
