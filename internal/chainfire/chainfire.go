@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -75,7 +76,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if secure && !cfg.ClientTLS.Enabled() {
 			return nil, fmt.Errorf("listen %s: TLS URL without a certificate; set --cert-file and --key-file", u)
 		}
-		clients = append(clients, clientListener{l, secure || (cfg.ClientTLS.Enabled() && !hasScheme(u))})
+		clients = append(clients, clientListener{l, secure || (cfg.ClientTLS.Enabled() && !strings.Contains(u, "://"))})
 	}
 	s.clientAddr = clients[0].l.Addr().String()
 	serverTLS, err := cfg.ClientTLS.ServerConfig()
@@ -162,15 +163,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.lg.Warn("serving clients without TLS; set --cert-file and --key-file to encrypt")
 	}
 	return s, nil
-}
-
-func hasScheme(u string) bool {
-	for i := 0; i+2 < len(u); i++ {
-		if u[i:i+3] == "://" {
-			return true
-		}
-	}
-	return false
 }
 
 // httpHandler serves /metrics, /healthz, /livez, /readyz, etcd's /health and
