@@ -102,20 +102,12 @@ func (s *Server) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, er
 	if err := s.checkQuota(r); err != nil {
 		return nil, err
 	}
-	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Put: r})
-	if err != nil {
-		return nil, err
-	}
-	return resp.(*pb.PutResponse), nil
+	return proposeAs[*pb.PutResponse](ctx, s, &pb.InternalRaftRequest{Put: r})
 }
 
 // DeleteRange deletes keys through raft.
 func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
-	resp, err := s.propose(ctx, &pb.InternalRaftRequest{DeleteRange: r})
-	if err != nil {
-		return nil, err
-	}
-	return resp.(*pb.DeleteRangeResponse), nil
+	return proposeAs[*pb.DeleteRangeResponse](ctx, s, &pb.InternalRaftRequest{DeleteRange: r})
 }
 
 // Txn runs a transaction: read-only ones locally after a read barrier, the
@@ -144,11 +136,7 @@ func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, er
 	if err := s.checkQuota(r); err != nil {
 		return nil, err
 	}
-	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Txn: r})
-	if err != nil {
-		return nil, err
-	}
-	return resp.(*pb.TxnResponse), nil
+	return proposeAs[*pb.TxnResponse](ctx, s, &pb.InternalRaftRequest{Txn: r})
 }
 
 // Compact compacts the history through raft; with r.Physical it returns once
@@ -176,6 +164,16 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (any, e
 		return nil, err
 	}
 	return res.resp, nil
+}
+
+// proposeAs proposes r and returns its response as the type its kind has.
+func proposeAs[T any](ctx context.Context, s *Server, r *pb.InternalRaftRequest) (T, error) {
+	resp, err := s.propose(ctx, r)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return resp.(T), nil
 }
 
 // proposeResult hands the request to raft and waits until it is applied.

@@ -37,11 +37,7 @@ func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmRespon
 	if r.Action == pb.AlarmRequest_GET {
 		return &pb.AlarmResponse{Header: &pb.ResponseHeader{Revision: s.kv.Rev()}, Alarms: s.Alarms()}, nil
 	}
-	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Alarm: r})
-	if err != nil {
-		return nil, err
-	}
-	return resp.(*pb.AlarmResponse), nil
+	return proposeAs[*pb.AlarmResponse](ctx, s, &pb.InternalRaftRequest{Alarm: r})
 }
 
 // Hash is the CRC of the whole MVCC key space.

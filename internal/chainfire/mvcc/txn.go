@@ -128,26 +128,35 @@ func (w *TxnWrite) Put(key, value []byte, lease int64) (prev *mvccpb.KeyValue) {
 		w.fail(err)
 		return nil
 	}
+	var created, ver int64
+	if old != nil {
+		created, ver = old.CreateRevision, old.Version
+	}
+	w.put(key, value, lease, created, ver, old)
+	return cloneKV(old)
+}
+
+// put stages a new revision of key. created and ver describe the live key
+// (0 if absent); prev is its old value when known, for the event.
+func (w *TxnWrite) put(key, value []byte, lease, created, ver int64, prev *mvccpb.KeyValue) {
 	r := w.nextRev()
+	if created == 0 {
+		created = r.main
+	}
 	kv := &mvccpb.KeyValue{
 		Key:            bytes.Clone(key),
 		Value:          bytes.Clone(value),
-		CreateRevision: r.main,
+		CreateRevision: created,
 		ModRevision:    r.main,
-		Version:        1,
+		Version:        ver + 1,
 		Lease:          lease,
-	}
-	if old != nil {
-		kv.CreateRevision = old.CreateRevision
-		kv.Version = old.Version + 1
 	}
 	if err := w.stage(r, false, kv); err != nil {
 		w.fail(err)
-		return nil
+		return
 	}
-	w.changes = append(w.changes, change{rev: r, key: kv.Key, kv: kv, prev: old})
+	w.changes = append(w.changes, change{rev: r, key: kv.Key, kv: kv, prev: prev})
 	w.pending.ReplaceOrInsert(&pendingKey{key: kv.Key, kv: kv})
-	return cloneKV(old)
 }
 
 // PutNoPrev is Put for callers that do not need the previous value: it takes
@@ -156,36 +165,22 @@ func (w *TxnWrite) Put(key, value []byte, lease int64) (prev *mvccpb.KeyValue) {
 // the key before.
 func (w *TxnWrite) PutNoPrev(key, value []byte, lease int64) {
 	w.checkOpen()
-	r := w.nextRev()
-	kv := &mvccpb.KeyValue{
-		Key:            bytes.Clone(key),
-		Value:          bytes.Clone(value),
-		CreateRevision: r.main,
-		ModRevision:    r.main,
-		Version:        1,
-		Lease:          lease,
-	}
+	var created, ver int64
 	var old *mvccpb.KeyValue
 	if p, ok := w.pending.Get(&pendingKey{key: key}); ok {
-		old = p.kv
-		if old != nil {
-			kv.CreateRevision, kv.Version = old.CreateRevision, old.Version+1
+		if old = p.kv; old != nil {
+			created, ver = old.CreateRevision, old.Version
 		}
 	} else {
 		w.s.mu.RLock()
 		if ki, found := w.s.index.Get(&keyIndex{key: key}); found {
-			if _, created, ver, ok := ki.get(w.beginRev); ok {
-				kv.CreateRevision, kv.Version = created, ver+1
+			if _, c, v, ok := ki.get(w.beginRev); ok {
+				created, ver = c, v
 			}
 		}
 		w.s.mu.RUnlock()
 	}
-	if err := w.stage(r, false, kv); err != nil {
-		w.fail(err)
-		return
-	}
-	w.changes = append(w.changes, change{rev: r, key: kv.Key, kv: kv, prev: old})
-	w.pending.ReplaceOrInsert(&pendingKey{key: kv.Key, kv: kv})
+	w.put(key, value, lease, created, ver, old)
 }
 
 func (w *TxnWrite) stage(r revision, tombstone bool, kv *mvccpb.KeyValue) error {
