@@ -685,3 +685,26 @@ func TestNegativeStartRevisionRefused(t *testing.T) {
 		t.Fatalf("refused request reserved an id: next id %d", id)
 	}
 }
+
+// TestPrevKVLookedUpWhenWriterOmitsIt: writers leave PrevKv out of PUT events
+// unless asked (it costs a storage read); a synced watcher that wants prev_kv
+// still gets it, from history.
+func TestPrevKVLookedUpWhenWriterOmitsIt(t *testing.T) {
+	w := newWorld(t, Options{})
+	s := w.hub.NewStream()
+	defer s.Close()
+	w.commit(put("k", "old"))
+	withPrev := watch(t, s, &pb.WatchCreateRequest{Key: []byte("k"), PrevKv: true})
+	// Commit a put whose event carries no PrevKv, as PutNoPrev produces.
+	w.rev++
+	kv := &mvccpb.KeyValue{Key: []byte("k"), Value: []byte("new"), ModRevision: w.rev, CreateRevision: 2, Version: 2}
+	ev := &mvccpb.Event{Type: mvccpb.Event_PUT, Kv: kv}
+	w.hist.mu.Lock()
+	w.hist.events = append(w.hist.events, ev)
+	w.hist.mu.Unlock()
+	w.hub.Notify(w.rev, []*mvccpb.Event{ev})
+	r := recv(t, s)
+	if r.WatchId != withPrev || evString(r.Events[0]) != "P k=new@3 prev=old@2" {
+		t.Fatalf("got watch %d %v, want prev=old@2", r.WatchId, evString(r.Events[0]))
+	}
+}
