@@ -52,6 +52,7 @@ func newCommand(stdout, stderr io.Writer) *cobra.Command {
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	bindFlags(cmd.Flags(), o)
+	cmd.AddCommand(newSnapshotCommand(stdout))
 	return cmd
 }
 

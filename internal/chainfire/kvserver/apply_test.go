@@ -16,6 +16,8 @@ import (
 
 	"github.com/photoncloud/photoncloud/internal/chainfire/lease"
 	"github.com/photoncloud/photoncloud/internal/chainfire/mvcc"
+
+	"github.com/photoncloud/photoncloud/internal/chainfire/snapshot"
 )
 
 func cmpValue(k string, r pb.Compare_CompareResult, v string) *pb.Compare {
@@ -713,7 +715,7 @@ func TestStatusAndSnapshot(t *testing.T) {
 	if int64(len(data)) != n {
 		t.Fatalf("Snapshot reported %d bytes, wrote %d", n, len(data))
 	}
-	if !bytes.HasPrefix(data, []byte(SnapshotMagic)) {
+	if !bytes.HasPrefix(data, []byte(snapshot.Magic)) {
 		t.Fatalf("snapshot starts with %q", data[:min(len(data), 30)])
 	}
 	body, sum := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
@@ -727,7 +729,7 @@ func TestStatusAndSnapshot(t *testing.T) {
 	// Parse the records up to the zero key length that ends them: keys in
 	// order, none of the raft log, the lease and membership present; only
 	// zero padding after the end mark.
-	rest := body[len(SnapshotMagic):]
+	rest := body[len(snapshot.Magic):]
 	var keys [][]byte
 	ended := false
 	for len(rest) > 0 {

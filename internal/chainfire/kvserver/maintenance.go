@@ -2,13 +2,13 @@ package kvserver
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/photoncloud/photoncloud/internal/chainfire/snapshot"
 )
 
 // Status describes this member.
@@ -73,19 +73,9 @@ func (s *Server) Defragment(ctx context.Context) error {
 	return nil
 }
 
-// SnapshotMagic starts every Chainfire snapshot file.
-const SnapshotMagic = "CHAINFIRE-SNAPSHOT-1\n"
-
-// snapshotAlign is the block size etcd's snapshot client expects the data
-// before the checksum to be a multiple of.
-const snapshotAlign = 512
-
 // Snapshot writes a consistent copy of the member's applied state (MVCC
-// data, leases, alarms, membership; not the raft log) to w: the magic line,
-// records of uvarint key length, key, uvarint value length, value, a zero key
-// length ending the records, zero padding to a multiple of 512 bytes, and
-// the SHA-256 of everything before it. The padding and trailing checksum are
-// what etcd's snapshot client checks for (size % 512 == 32).
+// data, leases, alarms, membership; not the raft log) to w in the format of
+// package snapshot, and returns its size.
 func (s *Server) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
@@ -94,21 +84,10 @@ func (s *Server) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
 		return 0, err
 	}
 	defer it.Close()
-	h := sha256.New()
-	mw := io.MultiWriter(w, h)
-	var n int64
-	write := func(b []byte) error {
-		m, err := mw.Write(b)
-		n += int64(m)
-		return err
-	}
-	if err := write([]byte(SnapshotMagic)); err != nil {
-		return n, err
-	}
-	var lenBuf [binary.MaxVarintLen64]byte
+	sw := snapshot.NewWriter(w)
 	for ok := it.First(); ok; ok = it.Next() {
 		if ctx.Err() != nil {
-			return n, ctx.Err()
+			return 0, ctx.Err()
 		}
 		k := it.Key()
 		if len(k) > 0 && k[0] == 'r' {
@@ -116,30 +95,16 @@ func (s *Server) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
 		}
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return n, err
+			return 0, err
 		}
-		for _, b := range [][]byte{k, v} {
-			if err := write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(b)))]); err != nil {
-				return n, err
-			}
-			if err := write(b); err != nil {
-				return n, err
-			}
+		if err := sw.Add(k, v); err != nil {
+			return 0, err
 		}
 	}
 	if err := it.Error(); err != nil {
-		return n, err
+		return 0, err
 	}
-	if err := write([]byte{0}); err != nil {
-		return n, err
-	}
-	if pad := (snapshotAlign - n%snapshotAlign) % snapshotAlign; pad > 0 {
-		if err := write(make([]byte, pad)); err != nil {
-			return n, err
-		}
-	}
-	m, err := w.Write(h.Sum(nil))
-	return n + int64(m), err
+	return sw.Close()
 }
 
 // housekeepingLoop refreshes the store size and runs auto-compaction.

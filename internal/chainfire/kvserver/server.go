@@ -182,11 +182,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 }
 
 func (s *Server) open() error {
-	dir := filepath.Join(s.opts.DataDir, "member")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	dir := dbDir(s.opts.DataDir)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	db, err := openDB(filepath.Join(dir, "db"), s.lg)
+	db, err := openDB(dir, s.lg)
 	if err != nil {
 		return err
 	}
