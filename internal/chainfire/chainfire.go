@@ -2,6 +2,7 @@ package chainfire
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,18 +10,24 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/etcdserverpb/gw"
+	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/photoncloud/photoncloud/internal/chainfire/kvserver"
+	"github.com/photoncloud/photoncloud/internal/chainfire/lease"
+	"github.com/photoncloud/photoncloud/internal/chainfire/transport"
 	"github.com/photoncloud/photoncloud/internal/chainfire/v3rpc"
 	"github.com/photoncloud/photoncloud/internal/platform"
 )
@@ -38,6 +45,9 @@ type Server struct {
 	clientAddr string
 	httpAddr   string
 	gwConn     *grpc.ClientConn
+	peers      *transport.Transport
+	closeOnce  sync.Once
+	closeErr   error
 	// drain closes when the member stops, ending long-lived streams so that
 	// a graceful gRPC stop does not wait for clients to hang up.
 	drain chan struct{}
@@ -119,6 +129,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("start member: %w", err)
 	}
 	s.kv = kv
+	if err := s.connectPeers(cfg); err != nil {
+		s.closeAll()
+		return nil, err
+	}
 
 	unaryLeader, streamLeader := v3rpc.RequireLeader(kv)
 	servers := map[bool]*grpc.Server{}
@@ -247,6 +261,69 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"health": fmt.Sprint(reason == ""), "reason": reason})
 }
 
+// connectPeers serves the peer service and dials the other members, when
+// there are any.
+func (s *Server) connectPeers(cfg Config) error {
+	members := s.kv.Members()
+	if len(members) < 2 {
+		return nil
+	}
+	peerTLS, err := cfg.PeerTLS.ServerConfig()
+	if err != nil {
+		return fmt.Errorf("peer TLS: %w", err)
+	}
+	var clientTLS *tls.Config
+	if cfg.PeerTLS.Enabled() {
+		if clientTLS, err = cfg.PeerTLS.ClientConfig(""); err != nil {
+			return fmt.Errorf("peer TLS: %w", err)
+		}
+	}
+	s.peers = transport.New(s.lg.With("component", "transport"), clientTLS, s.kv.ReportUnreachable)
+	for _, m := range members {
+		if m.ID == s.kv.ID() {
+			continue
+		}
+		if err := s.peers.AddPeer(m.ID, m.PeerURLs); err != nil {
+			return err
+		}
+	}
+	s.kv.SetPeers(s.peers)
+	gs, _ := platform.NewGRPCServer(platform.GRPCOptions{
+		TLS: peerTLS, MaxRecvMsgSize: 1 << 30, Registry: nil, Logger: s.lg,
+	})
+	transport.Register(gs, peerHandler{s.kv})
+	for _, u := range cfg.ListenPeerURLs {
+		l, secure, err := platform.ListenNetwork(u)
+		if err != nil {
+			return err
+		}
+		if secure && peerTLS == nil {
+			_ = l.Close()
+			return fmt.Errorf("listen %s: TLS URL without --peer-cert-file", u)
+		}
+		// Peer streams never end on their own, and raft resends whatever a
+		// stop cuts off: no graceful drain.
+		s.group.Go(func() error { return gs.Serve(l) }, func(context.Context) error { gs.Stop(); return nil })
+	}
+	return nil
+}
+
+// peerHandler answers the other members.
+type peerHandler struct{ kv *kvserver.Server }
+
+func (h peerHandler) Step(ctx context.Context, m *raftpb.Message) error { return h.kv.Step(ctx, m) }
+
+func (h peerHandler) LeaseRenew(ctx context.Context, id int64) (int64, error) {
+	ttl, err := h.kv.LeaseRenew(ctx, id)
+	if errors.Is(err, lease.ErrNotFound) {
+		return 0, status.Error(codes.NotFound, err.Error())
+	}
+	if err != nil {
+		return 0, status.Error(codes.Unavailable, err.Error())
+	}
+	return ttl, nil
+}
+
 // ClientAddr is the bound address of the first client listener.
 func (s *Server) ClientAddr() string { return s.clientAddr }
 
@@ -262,6 +339,11 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) closeAll() error {
+	s.closeOnce.Do(func() { s.closeErr = s.shutdown() })
+	return s.closeErr
+}
+
+func (s *Server) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	close(s.drain)
@@ -271,6 +353,9 @@ func (s *Server) closeAll() error {
 	}
 	if s.kv != nil {
 		err = errors.Join(err, s.kv.Close())
+	}
+	if s.peers != nil {
+		s.peers.Close()
 	}
 	return err
 }

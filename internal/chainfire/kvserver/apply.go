@@ -104,6 +104,11 @@ func (s *Server) applyLoop() {
 
 // maybeCompactLog drops raft log entries that every member has applied.
 func (s *Server) maybeCompactLog() {
+	if len(s.members) > 1 {
+		// Until snapshots stream to lagging members, a cluster keeps its
+		// whole log so that any member can catch up from it.
+		return
+	}
 	applied := s.applied.Load()
 	if applied-s.snapIndex <= s.opts.SnapshotCount {
 		return
@@ -203,6 +208,8 @@ func (s *Server) applyRequest(r *pb.InternalRaftRequest, idx uint64) result {
 		res.resp, res.err = s.applyLeaseRevoke(t, r.LeaseRevoke)
 	case r.Alarm != nil:
 		res.resp = s.applyAlarm(t, r.Alarm)
+	case r.ClusterMemberAttrSet != nil:
+		s.applyMemberAttrs(t, r.ClusterMemberAttrSet)
 	case r.Compaction != nil:
 		// Compaction has its own persistence; record the index first so a
 		// crash in between replays it (and the replay finds it done).

@@ -950,11 +950,12 @@ func TestRestartKeepsState(t *testing.T) {
 	}
 }
 
-func TestStartRefusesMultiMemberAndForeignName(t *testing.T) {
+func TestStartRefusesMissingAndForeignName(t *testing.T) {
 	opts := testOptions(t.TempDir())
-	opts.InitialCluster = map[string][]string{"n1": {"http://127.0.0.1:2380"}, "n2": {"http://127.0.0.1:2381"}}
-	if _, err := Start(ctxT(t), opts); err == nil {
-		t.Fatal("Start accepted a two-member cluster")
+	opts.InitialCluster = map[string][]string{"x": {"http://127.0.0.1:2380"}, "y": {"http://127.0.0.1:2381"}}
+	if s, err := Start(ctxT(t), opts); err == nil {
+		s.Close()
+		t.Fatal("Start accepted an initial cluster without this member")
 	}
 	opts = testOptions(t.TempDir())
 	s := startWith(t, opts)

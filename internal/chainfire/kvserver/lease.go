@@ -6,6 +6,8 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/photoncloud/photoncloud/internal/chainfire/lease"
 )
@@ -43,8 +45,17 @@ func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 		return 0, err
 	}
 	ttl, err := s.lessor.Renew(id)
-	if err == lease.ErrNotPrimary {
-		return 0, ErrNotLeader
+	if err != lease.ErrNotPrimary {
+		return ttl, err
+	}
+	// Only the leader tracks deadlines: forward the keep-alive to it.
+	lead, p := s.leader.Load(), s.peerTransport()
+	if lead == 0 || lead == s.memberID || p == nil {
+		return 0, ErrNoLeader
+	}
+	ttl, err = p.LeaseRenew(ctx, lead, id)
+	if err != nil && status.Code(err) == codes.NotFound {
+		return 0, lease.ErrNotFound
 	}
 	return ttl, err
 }

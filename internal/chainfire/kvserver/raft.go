@@ -51,6 +51,19 @@ func (s *Server) raftLoop() {
 			s.proposeBatch(data)
 		case rctx := <-s.readIndexc:
 			s.rn.ReadIndex(rctx)
+		case m := <-s.recvc:
+			s.stepPeer(m)
+			for i := 1; i < maxProposalsPerRound; i++ {
+				select {
+				case m := <-s.recvc:
+					s.stepPeer(m)
+					continue
+				default:
+				}
+				break
+			}
+		case id := <-s.unreachc:
+			s.rn.ReportUnreachable(id)
 		}
 	}
 }
@@ -138,7 +151,11 @@ func (s *Server) handleReady() error {
 	if synced {
 		s.m.walFsync.Observe(time.Since(start).Seconds())
 	}
-	// Messages to peers are sent here once members have peers (next release).
+	if len(rd.Messages) > 0 {
+		if p := s.peerTransport(); p != nil {
+			p.Send(rd.Messages)
+		}
+	}
 	s.rn.Advance(rd)
 	return nil
 }
@@ -220,4 +237,10 @@ func (l raftLogger) Fatalf(format string, v ...any) {
 func (l raftLogger) Panic(v ...any) { panic(fmt.Sprint(v...)) }
 func (l raftLogger) Panicf(format string, v ...any) {
 	panic(fmt.Sprintf(format, v...))
+}
+
+func (s *Server) stepPeer(m *raftpb.Message) {
+	if err := s.rn.Step(m); err != nil {
+		s.lg.Debug("dropping raft message", "from", fmt.Sprintf("%x", m.GetFrom()), "type", m.GetType().String(), "err", err)
+	}
 }

@@ -14,6 +14,7 @@
 package kvserver
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,6 +77,12 @@ type Options struct {
 	Metrics *Metrics
 }
 
+// Peers is how a member reaches the others: the peer transport.
+type Peers interface {
+	Send(msgs []*raftpb.Message)
+	LeaseRenew(ctx context.Context, to uint64, lease int64) (int64, error)
+}
+
 // Member describes one member of the cluster.
 type Member struct {
 	ID         uint64   `json:"id"`
@@ -99,6 +107,8 @@ type Server struct {
 	ids       *idGenerator
 	memberID  uint64
 	clusterID uint64
+	// members changes when members publish their client URLs.
+	membersMu sync.RWMutex
 	members   []Member
 
 	wait        *waitTable
@@ -109,6 +119,11 @@ type Server struct {
 	readStatec chan raft.ReadState
 	applyc     chan []*raftpb.Entry
 	readwaitc  chan struct{}
+	recvc      chan *raftpb.Message
+	unreachc   chan uint64
+
+	peersMu sync.RWMutex
+	peers   Peers
 
 	readMu       sync.Mutex
 	readNotifier *notifier
@@ -125,6 +140,8 @@ type Server struct {
 	alarms   map[alarmKey]struct{}
 
 	raisingNoSpace atomic.Bool
+	// attrsApplied is set once this member's attributes went through raft.
+	attrsApplied atomic.Bool
 
 	dbSize      atomic.Int64
 	dbSizeInUse atomic.Int64
@@ -152,9 +169,6 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.WatchProgressInterval == 0 {
 		opts.WatchProgressInterval = 10 * time.Minute
 	}
-	if len(opts.InitialCluster) > 1 {
-		return nil, errors.New("multi-member clusters are not supported by this release: give --initial-cluster with this member only")
-	}
 	s := &Server{
 		opts: opts, lg: opts.Logger, m: opts.Metrics,
 		wait:         newWaitTable(),
@@ -163,6 +177,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		readStatec:   make(chan raft.ReadState, 1),
 		applyc:       make(chan []*raftpb.Entry, 64),
 		readwaitc:    make(chan struct{}, 1),
+		recvc:        make(chan *raftpb.Message, 4096),
+		unreachc:     make(chan uint64, 64),
 		readNotifier: newNotifier(),
 		alarms:       map[alarmKey]struct{}{},
 		stopping:     make(chan struct{}),
@@ -172,6 +188,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.start()
+	if len(s.members) > 1 {
+		// The others may not be up yet: serve (and fail requests with "no
+		// leader") until an election succeeds.
+		return s, nil
+	}
 	select {
 	case <-s.ready():
 		return s, nil
@@ -225,8 +246,12 @@ func (s *Server) open() error {
 	}
 	s.rn = rn
 	if s.raftLog.Fresh() {
-		ctx, _ := json.Marshal(s.members[0])
-		if err := rn.Bootstrap([]raft.Peer{{ID: s.memberID, Context: ctx}}); err != nil {
+		var peers []raft.Peer
+		for _, m := range s.members {
+			ctx, _ := json.Marshal(m)
+			peers = append(peers, raft.Peer{ID: m.ID, Context: ctx})
+		}
+		if err := rn.Bootstrap(peers); err != nil {
 			return fmt.Errorf("bootstrap raft: %w", err)
 		}
 	}
@@ -290,6 +315,10 @@ func (s *Server) loadMembers() error {
 		s.members = append(s.members, m)
 		ids = append(ids, m.ID)
 	}
+	if s.memberID == 0 {
+		return fmt.Errorf("initial cluster has no member named %q", s.opts.Name)
+	}
+	slices.SortFunc(s.members, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	s.clusterID = computeClusterID(ids)
 	data, err := json.Marshal(membersRecord{ClusterID: s.clusterID, Members: s.members})
 	if err != nil {
@@ -304,7 +333,8 @@ type membersRecord struct {
 }
 
 func (s *Server) start() {
-	s.wg.Add(5)
+	s.wg.Add(6)
+	go s.publishLoop()
 	go s.raftLoop()
 	go s.applyLoop()
 	go s.readLoop()
@@ -381,7 +411,17 @@ func (s *Server) Leader() uint64 { return s.leader.Load() }
 func (s *Server) Term() uint64 { return s.term.Load() }
 
 // Members lists the cluster's members.
-func (s *Server) Members() []Member { return append([]Member(nil), s.members...) }
+func (s *Server) Members() []Member {
+	s.membersMu.RLock()
+	defer s.membersMu.RUnlock()
+	out := make([]Member, len(s.members))
+	for i, m := range s.members {
+		m.PeerURLs = append([]string(nil), m.PeerURLs...)
+		m.ClientURLs = append([]string(nil), m.ClientURLs...)
+		out[i] = m
+	}
+	return out
+}
 
 // Header returns a response header for the given revision.
 func (s *Server) Header(rev int64) *pb.ResponseHeader {
@@ -399,4 +439,37 @@ func (l pebbleLogger) Errorf(format string, args ...any) { l.lg.Error(fmt.Sprint
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	l.lg.Error(fmt.Sprintf(format, args...))
 	panic(fmt.Sprintf(format, args...))
+}
+
+// SetPeers connects the member to the others. Call once, right after Start.
+func (s *Server) SetPeers(p Peers) {
+	s.peersMu.Lock()
+	s.peers = p
+	s.peersMu.Unlock()
+}
+
+func (s *Server) peerTransport() Peers {
+	s.peersMu.RLock()
+	defer s.peersMu.RUnlock()
+	return s.peers
+}
+
+// Step hands a message from a peer to raft.
+func (s *Server) Step(ctx context.Context, m *raftpb.Message) error {
+	select {
+	case s.recvc <- m:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.stopping:
+		return ErrStopped
+	}
+}
+
+// ReportUnreachable tells raft a message to a peer was lost.
+func (s *Server) ReportUnreachable(id uint64) {
+	select {
+	case s.unreachc <- id:
+	default:
+	}
 }

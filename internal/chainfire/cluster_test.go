@@ -1,0 +1,215 @@
+package chainfire
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// testCluster is n in-process members on loopback.
+type testCluster struct {
+	t       *testing.T
+	cfgs    []Config
+	members []*Server
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func newTestCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, members: make([]*Server, n)}
+	var initial []string
+	dir := t.TempDir()
+	for i := range n {
+		name := fmt.Sprintf("m%d", i)
+		peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+		initial = append(initial, name+"="+peer)
+		c.cfgs = append(c.cfgs, Config{
+			Name: name, DataDir: filepath.Join(dir, name),
+			ListenClientURLs:  []string{fmt.Sprintf("http://127.0.0.1:%d", freePort(t))},
+			ListenPeerURLs:    []string{peer},
+			ListenHTTPURLs:    []string{},
+			HeartbeatInterval: 20 * time.Millisecond,
+			ElectionTimeout:   200 * time.Millisecond,
+			Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+	}
+	for i := range c.cfgs {
+		c.cfgs[i].InitialCluster = strings.Join(initial, ",")
+		c.start(i)
+	}
+	t.Cleanup(func() {
+		for i, m := range c.members {
+			if m != nil {
+				_ = m.Close()
+				c.members[i] = nil
+			}
+		}
+	})
+	return c
+}
+
+func (c *testCluster) start(i int) {
+	c.t.Helper()
+	cfg := c.cfgs[i]
+	cfg.Registry = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := Start(ctx, cfg)
+	if err != nil {
+		c.t.Fatalf("start %s: %v", cfg.Name, err)
+	}
+	c.members[i] = s
+}
+
+func (c *testCluster) stop(i int) {
+	c.t.Helper()
+	if err := c.members[i].Close(); err != nil {
+		c.t.Fatalf("stop %d: %v", i, err)
+	}
+	c.members[i] = nil
+}
+
+func (c *testCluster) client(i int) *clientv3.Client {
+	c.t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.members[i].ClientAddr()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { _ = cli.Close() })
+	return cli
+}
+
+// leader waits until the running members agree on a leader and returns its index.
+func (c *testCluster) leader() int {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var lead uint64
+		agree := true
+		for _, m := range c.members {
+			if m == nil {
+				continue
+			}
+			l := m.KV().Leader()
+			if l == 0 || (lead != 0 && l != lead) {
+				agree = false
+				break
+			}
+			lead = l
+		}
+		if agree && lead != 0 {
+			for i, m := range c.members {
+				if m != nil && m.KV().ID() == lead {
+					return i
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.t.Fatal("no agreed leader within 10s")
+	return -1
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestThreeMemberReplication: writes through any member are readable
+// (linearizably) through every other; watches and lease keep-alives work on
+// followers; after the leader stops, the others elect a new one and keep
+// serving; the old leader rejoins and catches up to the same HashKV.
+func TestThreeMemberReplication(t *testing.T) {
+	c := newTestCluster(t, 3)
+	lead := c.leader()
+	follower := (lead + 1) % 3
+	other := (lead + 2) % 3
+	ctx := ctxFor(t)
+
+	fcli := c.client(follower)
+	wch := fcli.Watch(ctx, "k/", clientv3.WithPrefix())
+	lease, err := fcli.Grant(ctx, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fcli.KeepAliveOnce(ctx, lease.ID); err != nil {
+		t.Fatalf("keep-alive through a follower: %v", err)
+	}
+	for i := range 10 {
+		if _, err := c.client(i%3).Put(ctx, fmt.Sprintf("k/%d", i), "v", clientv3.WithLease(lease.ID)); err != nil {
+			t.Fatalf("put through member %d: %v", i%3, err)
+		}
+	}
+	got, err := c.client(other).Get(ctx, "k/", clientv3.WithPrefix())
+	if err != nil || got.Count != 10 {
+		t.Fatalf("linearizable read on another member: %v %v", got, err)
+	}
+	seen := 0
+	for seen < 10 {
+		select {
+		case wr := <-wch:
+			seen += len(wr.Events)
+		case <-ctx.Done():
+			t.Fatalf("watch on a follower saw %d of 10 events", seen)
+		}
+	}
+
+	c.stop(lead)
+	newLead := c.leader()
+	if newLead == lead {
+		t.Fatal("stopped member still leads")
+	}
+	if _, err := c.client(newLead).Put(ctx, "k/after", "x"); err != nil {
+		t.Fatalf("put after leader stop: %v", err)
+	}
+	c.start(lead)
+	c.leader()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var hashes []uint32
+		var revs []int64
+		for i := range c.members {
+			h, err := c.client(i).HashKV(ctx, c.members[i].ClientAddr(), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hashes = append(hashes, h.Hash)
+			revs = append(revs, h.Header.Revision)
+		}
+		if hashes[0] == hashes[1] && hashes[1] == hashes[2] && revs[0] == revs[1] && revs[1] == revs[2] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members did not converge: hashes %v revisions %v", hashes, revs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ml, err := c.client(lead).MemberList(ctx)
+	if err != nil || len(ml.Members) != 3 {
+		t.Fatalf("member list: %v %v", ml, err)
+	}
+	for _, m := range ml.Members {
+		if len(m.ClientURLs) == 0 {
+			t.Fatalf("member %s has no client URLs in the list", m.Name)
+		}
+	}
+}

@@ -1,0 +1,249 @@
+// Package transport carries raft messages between Chainfire members over
+// gRPC: one long-lived client stream per peer, fed from a bounded queue, so a
+// slow or dead peer never blocks the raft loop (raft retransmits what is
+// dropped), plus the few unary calls a follower makes to the leader.
+//
+// The service is declared here by hand rather than generated: its messages
+// are raft's and etcd's own protobuf types.
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/emptypb"
+)
+
+// queueSize bounds the messages waiting for one peer.
+const queueSize = 4096
+
+// maxMessageBytes bounds one peer message: raft batches entries up to 1 MiB
+// per message, and a snapshot travels inline.
+const maxMessageBytes = 1 << 30
+
+// Handler is the member side of incoming peer traffic.
+type Handler interface {
+	// Step delivers a raft message to the local raft node.
+	Step(ctx context.Context, m *raftpb.Message) error
+	// LeaseRenew renews a lease on the leader for a follower.
+	LeaseRenew(ctx context.Context, id int64) (int64, error)
+}
+
+const serviceName = "chainfire.peer.v1.Peer"
+
+// Register serves the peer service for h on gs.
+func Register(gs *grpc.Server, h Handler) {
+	gs.RegisterService(&grpc.ServiceDesc{
+		ServiceName: serviceName,
+		HandlerType: (*any)(nil),
+		Streams: []grpc.StreamDesc{{
+			StreamName:    "Messages",
+			ClientStreams: true,
+			Handler: func(_ any, stream grpc.ServerStream) error {
+				for {
+					m := &raftpb.Message{}
+					if err := stream.RecvMsg(m); err != nil {
+						if errors.Is(err, io.EOF) {
+							return stream.SendMsg(&emptypb.Empty{})
+						}
+						return err
+					}
+					if err := h.Step(stream.Context(), m); err != nil {
+						return err
+					}
+				}
+			},
+		}},
+		Methods: []grpc.MethodDesc{{
+			MethodName: "LeaseRenew",
+			Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				req := &pb.LeaseKeepAliveRequest{}
+				if err := dec(req); err != nil {
+					return nil, err
+				}
+				ttl, err := h.LeaseRenew(ctx, req.ID)
+				if err != nil {
+					return nil, err
+				}
+				return &pb.LeaseKeepAliveResponse{ID: req.ID, TTL: ttl}, nil
+			},
+		}},
+	}, struct{}{})
+}
+
+// Transport sends to the peers. It is safe for concurrent use.
+type Transport struct {
+	lg          *slog.Logger
+	tls         *tls.Config
+	unreachable func(id uint64)
+
+	mu    sync.Mutex
+	peers map[uint64]*peer
+	wg    sync.WaitGroup
+}
+
+// New returns a transport. tlsCfg secures connections when not nil;
+// unreachable is told when a message to a peer could not be delivered.
+func New(lg *slog.Logger, tlsCfg *tls.Config, unreachable func(id uint64)) *Transport {
+	return &Transport{lg: lg, tls: tlsCfg, unreachable: unreachable, peers: map[uint64]*peer{}}
+}
+
+type peer struct {
+	id    uint64
+	conn  *grpc.ClientConn
+	queue chan *raftpb.Message
+	stop  chan struct{}
+}
+
+// AddPeer starts sending to a member at one of its peer URLs.
+func (t *Transport) AddPeer(id uint64, peerURLs []string) error {
+	if len(peerURLs) == 0 {
+		return fmt.Errorf("peer %x has no URL", id)
+	}
+	u, err := url.Parse(peerURLs[0])
+	if err != nil {
+		return fmt.Errorf("peer %x URL %q: %w", id, peerURLs[0], err)
+	}
+	creds := insecure.NewCredentials()
+	if u.Scheme == "https" {
+		if t.tls == nil {
+			return fmt.Errorf("peer %x URL %s needs --peer-cert-file", id, peerURLs[0])
+		}
+		cfg := t.tls.Clone()
+		cfg.ServerName = u.Hostname()
+		creds = credentials.NewTLS(cfg)
+	}
+	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxMessageBytes), grpc.MaxCallRecvMsgSize(maxMessageBytes)))
+	if err != nil {
+		return fmt.Errorf("peer %x: %w", id, err)
+	}
+	p := &peer{id: id, conn: conn, queue: make(chan *raftpb.Message, queueSize), stop: make(chan struct{})}
+	t.mu.Lock()
+	if old := t.peers[id]; old != nil {
+		t.mu.Unlock()
+		_ = conn.Close()
+		return nil
+	}
+	t.peers[id] = p
+	t.mu.Unlock()
+	t.wg.Add(1)
+	go t.run(p)
+	return nil
+}
+
+// RemovePeer stops sending to a member.
+func (t *Transport) RemovePeer(id uint64) {
+	t.mu.Lock()
+	p := t.peers[id]
+	delete(t.peers, id)
+	t.mu.Unlock()
+	if p != nil {
+		close(p.stop)
+	}
+}
+
+// Send queues messages for their peers without blocking; a full queue drops
+// the message and reports the peer unreachable, and raft resends.
+func (t *Transport) Send(msgs []*raftpb.Message) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, m := range msgs {
+		p := t.peers[m.GetTo()]
+		if p == nil {
+			continue
+		}
+		select {
+		case p.queue <- m:
+		default:
+			t.unreachable(p.id)
+		}
+	}
+}
+
+// LeaseRenew asks the member id (the leader) to renew a lease.
+func (t *Transport) LeaseRenew(ctx context.Context, id uint64, lease int64) (int64, error) {
+	t.mu.Lock()
+	p := t.peers[id]
+	t.mu.Unlock()
+	if p == nil {
+		return 0, fmt.Errorf("no connection to member %x", id)
+	}
+	resp := &pb.LeaseKeepAliveResponse{}
+	if err := p.conn.Invoke(ctx, "/"+serviceName+"/LeaseRenew", &pb.LeaseKeepAliveRequest{ID: lease}, resp); err != nil {
+		return 0, err
+	}
+	return resp.TTL, nil
+}
+
+// run keeps one stream to the peer open and feeds it from the queue.
+func (t *Transport) run(p *peer) {
+	defer t.wg.Done()
+	defer p.conn.Close()
+	backoff := 50 * time.Millisecond
+	for {
+		select {
+		case <-p.stop:
+			return
+		default:
+		}
+		err := t.stream(p)
+		if err == nil {
+			return
+		}
+		t.unreachable(p.id)
+		select {
+		case <-p.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func (t *Transport) stream(p *peer) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	desc := &grpc.StreamDesc{StreamName: "Messages", ClientStreams: true}
+	cs, err := p.conn.NewStream(ctx, desc, "/"+serviceName+"/Messages")
+	if err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-p.stop:
+			return nil
+		case m := <-p.queue:
+			if err := cs.SendMsg(m); err != nil {
+				if m.GetType() == raftpb.MsgSnap {
+					t.lg.Warn("snapshot send failed", "to", fmt.Sprintf("%x", p.id), "err", err)
+				}
+				return err
+			}
+		}
+	}
+}
+
+// Close stops every peer connection and waits for the senders.
+func (t *Transport) Close() {
+	t.mu.Lock()
+	peers := t.peers
+	t.peers = map[uint64]*peer{}
+	t.mu.Unlock()
+	for _, p := range peers {
+		close(p.stop)
+	}
+	t.wg.Wait()
+}
