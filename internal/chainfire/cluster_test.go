@@ -173,6 +173,15 @@ func TestThreeMemberReplication(t *testing.T) {
 		}
 	}
 
+	// Move leadership to a follower through the leader, as etcdctl move-leader does.
+	if _, err := c.client(lead).MoveLeader(ctx, c.members[follower].KV().ID()); err != nil {
+		t.Fatalf("move leader: %v", err)
+	}
+	if now := c.leader(); now != follower {
+		t.Fatalf("leader after move is member %d, want %d", now, follower)
+	}
+	lead, follower = follower, lead
+
 	c.stop(lead)
 	newLead := c.leader()
 	if newLead == lead {

@@ -2,6 +2,7 @@ package kvserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -38,6 +39,50 @@ func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmRespon
 		return &pb.AlarmResponse{Header: &pb.ResponseHeader{Revision: s.kv.Rev()}, Alarms: s.Alarms()}, nil
 	}
 	return proposeAs[*pb.AlarmResponse](ctx, s, &pb.InternalRaftRequest{Alarm: r})
+}
+
+// ErrBadTransferee answers a leader move to a member that cannot lead.
+var ErrBadTransferee = errors.New("kvserver: bad leader transferee")
+
+// MoveLeader hands leadership to another voting member and waits until it
+// leads. Only the leader can move leadership.
+func (s *Server) MoveLeader(ctx context.Context, target uint64) error {
+	if s.leader.Load() != s.memberID {
+		return ErrNotLeader
+	}
+	if target == s.memberID {
+		return nil
+	}
+	voter := false
+	for _, id := range s.confState.Load().GetVoters() {
+		voter = voter || id == target
+	}
+	if !voter {
+		return ErrBadTransferee
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.requestTimeout())
+		defer cancel()
+	}
+	select {
+	case s.transferc <- target:
+	case <-ctx.Done():
+		return contextErr(ctx.Err())
+	}
+	t := time.NewTicker(s.opts.HeartbeatInterval)
+	defer t.Stop()
+	for s.leader.Load() != target {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return contextErr(ctx.Err())
+		case <-s.stopping:
+			return ErrStopped
+		}
+	}
+	s.lg.Info("leadership moved", "to", fmt.Sprintf("%x", target))
+	return nil
 }
 
 // Hash is the CRC of the whole MVCC key space.

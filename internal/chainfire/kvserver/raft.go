@@ -64,6 +64,8 @@ func (s *Server) raftLoop() {
 			}
 		case id := <-s.unreachc:
 			s.rn.ReportUnreachable(id)
+		case id := <-s.transferc:
+			s.rn.TransferLeader(id)
 		}
 	}
 }

@@ -121,6 +121,7 @@ type Server struct {
 	readwaitc  chan struct{}
 	recvc      chan *raftpb.Message
 	unreachc   chan uint64
+	transferc  chan uint64
 
 	peersMu sync.RWMutex
 	peers   Peers
@@ -179,6 +180,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		readwaitc:    make(chan struct{}, 1),
 		recvc:        make(chan *raftpb.Message, 4096),
 		unreachc:     make(chan uint64, 64),
+		transferc:    make(chan uint64, 1),
 		readNotifier: newNotifier(),
 		alarms:       map[alarmKey]struct{}{},
 		stopping:     make(chan struct{}),

@@ -29,6 +29,7 @@ var errorTable = []struct {
 	{kvserver.ErrNoLeader, rpctypes.ErrGRPCNoLeader},
 	{kvserver.ErrNotLeader, rpctypes.ErrGRPCNotLeader},
 	{kvserver.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
+	{kvserver.ErrBadTransferee, rpctypes.ErrGRPCBadLeaderTransferee},
 	{lease.ErrNotFound, rpctypes.ErrGRPCLeaseNotFound},
 	{lease.ErrExists, rpctypes.ErrGRPCLeaseExist},
 	{lease.ErrTTLTooLarge, rpctypes.ErrGRPCLeaseTTLTooLarge},

@@ -8,7 +8,6 @@ import (
 	"os"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -112,10 +111,9 @@ func (m *maintenanceService) Snapshot(r *pb.SnapshotRequest, stream grpc.ServerS
 }
 
 func (m *maintenanceService) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
-	if r.TargetID != m.s.ID() {
-		return nil, rpctypes.ErrGRPCBadLeaderTransferee
+	if err := m.s.MoveLeader(ctx, r.TargetID); err != nil {
+		return nil, togRPCError(err)
 	}
-	// A single member already leads.
 	resp := &pb.MoveLeaderResponse{}
 	m.h.fill(&resp.Header)
 	return resp, nil
