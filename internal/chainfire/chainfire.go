@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -108,12 +110,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 	members, _ := ParseInitialCluster(cfg.InitialCluster)
 	retention, retentionRevs, _ := cfg.compactionRetention()
+	var existing *kvserver.Membership
+	if cfg.InitialClusterState == "existing" && !hasMember(cfg.DataDir) {
+		if existing, err = fetchMembership(ctx, cfg, members); err != nil {
+			return nil, err
+		}
+	}
 	kv, err := kvserver.Start(ctx, kvserver.Options{
 		Name:               cfg.Name,
 		DataDir:            cfg.DataDir,
 		PeerURLs:           cfg.InitialAdvertisePeerURLs,
 		ClientURLs:         cfg.AdvertiseClientURLs,
 		InitialCluster:     members,
+		Existing:           existing,
 		ClusterToken:       cfg.InitialClusterToken,
 		QuotaBackendBytes:  cfg.QuotaBackendBytes,
 		MaxRequestBytes:    cfg.MaxRequestBytes,
@@ -265,9 +274,6 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 // there are any.
 func (s *Server) connectPeers(cfg Config) error {
 	members := s.kv.Members()
-	if len(members) < 2 {
-		return nil
-	}
 	peerTLS, err := cfg.PeerTLS.ServerConfig()
 	if err != nil {
 		return fmt.Errorf("peer TLS: %w", err)
@@ -308,10 +314,59 @@ func (s *Server) connectPeers(cfg Config) error {
 	return nil
 }
 
+// hasMember reports whether dataDir already holds a member's data.
+func hasMember(dataDir string) bool {
+	_, err := os.Stat(filepath.Join(dataDir, "member"))
+	return err == nil
+}
+
+// fetchMembership asks the other members of --initial-cluster for the
+// cluster's membership, which a joining member needs to learn its id.
+func fetchMembership(ctx context.Context, cfg Config, members map[string][]string) (*kvserver.Membership, error) {
+	var tlsCfg *tls.Config
+	if cfg.PeerTLS.Enabled() || cfg.PeerTLS.TrustedCAFile != "" {
+		var err error
+		if tlsCfg, err = cfg.PeerTLS.ClientConfig(""); err != nil {
+			return nil, fmt.Errorf("peer TLS: %w", err)
+		}
+	}
+	var errs []error
+	for name, urls := range members {
+		if name == cfg.Name {
+			continue
+		}
+		for _, u := range urls {
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			data, err := transport.FetchMembership(cctx, u, tlsCfg)
+			cancel()
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			var m kvserver.Membership
+			if err := json.Unmarshal(data, &m); err != nil {
+				return nil, fmt.Errorf("membership from %s: %w", u, err)
+			}
+			return &m, nil
+		}
+	}
+	return nil, fmt.Errorf("--initial-cluster-state existing: no other member of --initial-cluster answered: %w", errors.Join(errs...))
+}
+
 // peerHandler answers the other members.
 type peerHandler struct{ kv *kvserver.Server }
 
 func (h peerHandler) Step(ctx context.Context, m *raftpb.Message) error { return h.kv.Step(ctx, m) }
+
+func (h peerHandler) LearnerReady(ctx context.Context, id uint64) (bool, error) {
+	ok, err := h.kv.LearnerReady(ctx, id)
+	if err != nil {
+		return false, status.Error(codes.Unavailable, err.Error())
+	}
+	return ok, nil
+}
+
+func (h peerHandler) Membership() ([]byte, error) { return json.Marshal(h.kv.Membership()) }
 
 func (h peerHandler) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 	ttl, err := h.kv.LeaseRenew(ctx, id)

@@ -222,3 +222,84 @@ func TestThreeMemberReplication(t *testing.T) {
 		}
 	}
 }
+
+// TestMembershipChanges: a learner is added, started with
+// --initial-cluster-state existing, catches up from the log, is promoted
+// once ready, and a member is removed (and stops).
+func TestMembershipChanges(t *testing.T) {
+	c := newTestCluster(t, 3)
+	lead := c.leader()
+	ctx := ctxFor(t)
+	cli := c.client(lead)
+	for i := range 20 {
+		if _, err := cli.Put(ctx, fmt.Sprintf("pre/%d", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	add, err := cli.MemberAddAsLearner(ctx, []string{peer})
+	if err != nil {
+		t.Fatalf("member add --learner: %v", err)
+	}
+	if _, err := cli.MemberAddAsLearner(ctx, []string{fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}); err == nil {
+		t.Fatal("a second learner was accepted")
+	}
+	if _, err := cli.MemberAdd(ctx, []string{peer}); err == nil {
+		t.Fatal("a duplicate peer URL was accepted")
+	}
+	cfg := c.cfgs[0]
+	cfg.Name = "joiner"
+	cfg.DataDir = filepath.Join(t.TempDir(), "joiner")
+	cfg.ListenClientURLs = []string{fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}
+	cfg.ListenPeerURLs = []string{peer}
+	cfg.InitialAdvertisePeerURLs = nil
+	cfg.AdvertiseClientURLs = nil
+	cfg.InitialCluster = cfg.InitialCluster + ",joiner=" + peer
+	cfg.InitialClusterState = "existing"
+	c.cfgs = append(c.cfgs, cfg)
+	c.members = append(c.members, nil)
+	c.start(3)
+	if got := c.members[3].KV().ID(); got != add.Member.ID {
+		t.Fatalf("joiner took id %x, want %x", got, add.Member.ID)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := cli.MemberPromote(ctx, add.Member.ID)
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "in sync") || time.Now().After(deadline) {
+			t.Fatalf("member promote: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	jcli := c.client(3)
+	got, err := jcli.Get(ctx, "pre/", clientv3.WithPrefix())
+	if err != nil || got.Count != 20 {
+		t.Fatalf("joiner read: %v %v", got, err)
+	}
+	ml, err := jcli.MemberList(ctx)
+	if err != nil || len(ml.Members) != 4 {
+		t.Fatalf("member list on joiner: %v %v", ml, err)
+	}
+	for _, m := range ml.Members {
+		if m.IsLearner {
+			t.Fatalf("member %x still a learner after promote", m.ID)
+		}
+	}
+
+	victim := (lead + 1) % 3
+	if _, err := cli.MemberRemove(ctx, c.members[victim].KV().ID()); err != nil {
+		t.Fatalf("member remove: %v", err)
+	}
+	if _, err := jcli.MemberRemove(ctx, 12345); err == nil {
+		t.Fatal("removing an unknown member succeeded")
+	}
+	ml, err = jcli.MemberList(ctx)
+	if err != nil || len(ml.Members) != 3 {
+		t.Fatalf("member list after remove: %v %v", ml, err)
+	}
+	if _, err := jcli.Put(ctx, "post", "ok"); err != nil {
+		t.Fatalf("put after remove: %v", err)
+	}
+}

@@ -104,7 +104,7 @@ func (s *Server) applyLoop() {
 
 // maybeCompactLog drops raft log entries that every member has applied.
 func (s *Server) maybeCompactLog() {
-	if len(s.members) > 1 {
+	if len(s.Members()) > 1 {
 		// Until snapshots stream to lagging members, a cluster keeps its
 		// whole log so that any member can catch up from it.
 		return
@@ -131,7 +131,12 @@ func (s *Server) applyEntry(e *raftpb.Entry) {
 	if idx <= s.applied.Load() {
 		return // applied before a restart; raft replays from the last snapshot
 	}
-	if e.GetType() != raftpb.EntryNormal || len(e.Data) == 0 {
+	if e.GetType() != raftpb.EntryNormal {
+		s.applyMembership(e)
+		s.applied.Store(idx)
+		return
+	}
+	if len(e.Data) == 0 {
 		s.commitApplied(idx)
 		s.applied.Store(idx)
 		return

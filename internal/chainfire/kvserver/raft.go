@@ -64,8 +64,20 @@ func (s *Server) raftLoop() {
 			}
 		case id := <-s.unreachc:
 			s.rn.ReportUnreachable(id)
+		case cc := <-s.confc:
+			if err := s.rn.ProposeConfChange(cc); err != nil {
+				s.wait.trigger(cc.GetId(), result{err: ErrNoLeader})
+			}
 		case id := <-s.transferc:
 			s.rn.TransferLeader(id)
+		case reply := <-s.progressc:
+			match := map[uint64]uint64{}
+			if st := s.rn.Status(); st.RaftState == raft.StateLeader {
+				for id, pr := range st.Progress {
+					match[id] = pr.Match
+				}
+			}
+			reply <- match
 		}
 	}
 }

@@ -58,6 +58,10 @@ type Options struct {
 	// InitialCluster maps member names to peer URLs.
 	InitialCluster map[string][]string
 	ClusterToken   string
+	// Existing, for a member joining a running cluster
+	// (--initial-cluster-state existing), is the membership fetched from a
+	// peer; the member must have been added with MemberAdd.
+	Existing *Membership
 
 	QuotaBackendBytes int64
 	MaxRequestBytes   int
@@ -81,6 +85,9 @@ type Options struct {
 type Peers interface {
 	Send(msgs []*raftpb.Message)
 	LeaseRenew(ctx context.Context, to uint64, lease int64) (int64, error)
+	LearnerReady(ctx context.Context, to uint64, learner uint64) (bool, error)
+	AddPeer(id uint64, peerURLs []string) error
+	RemovePeer(id uint64)
 }
 
 // Member describes one member of the cluster.
@@ -122,6 +129,8 @@ type Server struct {
 	recvc      chan *raftpb.Message
 	unreachc   chan uint64
 	transferc  chan uint64
+	progressc  chan chan map[uint64]uint64
+	confc      chan *raftpb.ConfChange
 
 	peersMu sync.RWMutex
 	peers   Peers
@@ -181,6 +190,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		recvc:        make(chan *raftpb.Message, 4096),
 		unreachc:     make(chan uint64, 64),
 		transferc:    make(chan uint64, 1),
+		progressc:    make(chan chan map[uint64]uint64),
+		confc:        make(chan *raftpb.ConfChange),
 		readNotifier: newNotifier(),
 		alarms:       map[alarmKey]struct{}{},
 		stopping:     make(chan struct{}),
@@ -240,6 +251,7 @@ func (s *Server) open() error {
 		MaxUncommittedEntriesSize: 1 << 30,
 		CheckQuorum:               true,
 		PreVote:                   true,
+		StepDownOnRemoval:         true,
 		Logger:                    raftLogger{s.lg.With("component", "raft")},
 	}
 	rn, err := raft.NewRawNode(cfg)
@@ -247,7 +259,7 @@ func (s *Server) open() error {
 		return fmt.Errorf("create raft node: %w", err)
 	}
 	s.rn = rn
-	if s.raftLog.Fresh() {
+	if s.raftLog.Fresh() && s.opts.Existing == nil {
 		var peers []raft.Peer
 		for _, m := range s.members {
 			ctx, _ := json.Marshal(m)
@@ -280,7 +292,7 @@ func (s *Server) loadMembers() error {
 	v, closer, err := s.db.Get(membersKey)
 	if err == nil {
 		defer closer.Close()
-		var rec membersRecord
+		var rec Membership
 		if err := json.Unmarshal(v, &rec); err != nil {
 			return fmt.Errorf("decode membership: %w", err)
 		}
@@ -307,6 +319,9 @@ func (s *Server) loadMembers() error {
 	if !s.raftLog.Fresh() {
 		return errors.New("data dir has a raft log but no membership record")
 	}
+	if s.opts.Existing != nil {
+		return s.joinMembership(s.opts.Existing)
+	}
 	var ids []uint64
 	for name, urls := range s.opts.InitialCluster {
 		m := Member{ID: computeMemberID(urls, s.opts.ClusterToken), Name: name, PeerURLs: urls}
@@ -322,14 +337,16 @@ func (s *Server) loadMembers() error {
 	}
 	slices.SortFunc(s.members, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	s.clusterID = computeClusterID(ids)
-	data, err := json.Marshal(membersRecord{ClusterID: s.clusterID, Members: s.members})
+	data, err := json.Marshal(Membership{ClusterID: s.clusterID, Members: s.members})
 	if err != nil {
 		return err
 	}
 	return s.db.Set(membersKey, data, pebble.Sync)
 }
 
-type membersRecord struct {
+// Membership is the cluster's identity and members, as recorded by every
+// member and handed to a joining one.
+type Membership struct {
 	ClusterID uint64   `json:"clusterID"`
 	Members   []Member `json:"members"`
 }

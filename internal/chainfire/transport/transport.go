@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // queueSize bounds the messages waiting for one peer.
@@ -39,6 +40,11 @@ type Handler interface {
 	Step(ctx context.Context, m *raftpb.Message) error
 	// LeaseRenew renews a lease on the leader for a follower.
 	LeaseRenew(ctx context.Context, id int64) (int64, error)
+	// LearnerReady tells, on the leader, whether a learner has caught up.
+	LearnerReady(ctx context.Context, id uint64) (bool, error)
+	// Membership is the member's record of the cluster, as JSON, for a
+	// member that joins.
+	Membership() ([]byte, error)
 }
 
 const serviceName = "chainfire.peer.v1.Peer"
@@ -67,6 +73,31 @@ func Register(gs *grpc.Server, h Handler) {
 			},
 		}},
 		Methods: []grpc.MethodDesc{{
+			MethodName: "LearnerReady",
+			Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				req := &wrapperspb.UInt64Value{}
+				if err := dec(req); err != nil {
+					return nil, err
+				}
+				ok, err := h.LearnerReady(ctx, req.Value)
+				if err != nil {
+					return nil, err
+				}
+				return wrapperspb.Bool(ok), nil
+			},
+		}, {
+			MethodName: "Membership",
+			Handler: func(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				if err := dec(&emptypb.Empty{}); err != nil {
+					return nil, err
+				}
+				b, err := h.Membership()
+				if err != nil {
+					return nil, err
+				}
+				return wrapperspb.Bytes(b), nil
+			},
+		}, {
 			MethodName: "LeaseRenew",
 			Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
 				req := &pb.LeaseKeepAliveRequest{}
@@ -186,6 +217,49 @@ func (t *Transport) LeaseRenew(ctx context.Context, id uint64, lease int64) (int
 		return 0, err
 	}
 	return resp.TTL, nil
+}
+
+// LearnerReady asks the member id (the leader) whether a learner caught up.
+func (t *Transport) LearnerReady(ctx context.Context, id uint64, learner uint64) (bool, error) {
+	t.mu.Lock()
+	p := t.peers[id]
+	t.mu.Unlock()
+	if p == nil {
+		return false, fmt.Errorf("no connection to member %x", id)
+	}
+	resp := &wrapperspb.BoolValue{}
+	if err := p.conn.Invoke(ctx, "/"+serviceName+"/LearnerReady", wrapperspb.UInt64(learner), resp); err != nil {
+		return false, err
+	}
+	return resp.Value, nil
+}
+
+// FetchMembership asks the member at peerURL for its record of the cluster,
+// which a member joining it needs to learn its id.
+func FetchMembership(ctx context.Context, peerURL string, tlsCfg *tls.Config) ([]byte, error) {
+	u, err := url.Parse(peerURL)
+	if err != nil {
+		return nil, err
+	}
+	creds := insecure.NewCredentials()
+	if u.Scheme == "https" {
+		if tlsCfg == nil {
+			return nil, fmt.Errorf("peer URL %s needs --peer-cert-file", peerURL)
+		}
+		cfg := tlsCfg.Clone()
+		cfg.ServerName = u.Hostname()
+		creds = credentials.NewTLS(cfg)
+	}
+	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	resp := &wrapperspb.BytesValue{}
+	if err := conn.Invoke(ctx, "/"+serviceName+"/Membership", &emptypb.Empty{}, resp); err != nil {
+		return nil, fmt.Errorf("membership from %s: %w", peerURL, err)
+	}
+	return resp.Value, nil
 }
 
 // run keeps one stream to the peer open and feeds it from the queue.

@@ -4,15 +4,9 @@ import (
 	"context"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/photoncloud/photoncloud/internal/chainfire/kvserver"
 )
-
-// errMembershipChange answers membership changes, which need the peer
-// transport of multi-member clusters.
-var errMembershipChange = status.Error(codes.Unimplemented, "chainfire: membership changes are not supported by this single-member release")
 
 type clusterService struct {
 	pb.UnimplementedClusterServer
@@ -20,27 +14,56 @@ type clusterService struct {
 	h headerFiller
 }
 
-func (c *clusterService) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
-	resp := &pb.MemberListResponse{}
-	for _, m := range c.s.Members() {
-		resp.Members = append(resp.Members, &pb.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+func toPB(ms []kvserver.Member) []*pb.Member {
+	out := make([]*pb.Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, &pb.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
 	}
+	return out
+}
+
+func (c *clusterService) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
+	resp := &pb.MemberListResponse{Members: toPB(c.s.Members())}
 	c.h.fill(&resp.Header)
 	return resp, nil
 }
 
-func (c *clusterService) MemberAdd(context.Context, *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
-	return nil, errMembershipChange
+func (c *clusterService) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
+	m, members, err := c.s.MemberAdd(ctx, r.PeerURLs, r.IsLearner)
+	if err != nil {
+		return nil, togRPCError(err)
+	}
+	resp := &pb.MemberAddResponse{Member: toPB([]kvserver.Member{m})[0], Members: toPB(members)}
+	c.h.fill(&resp.Header)
+	return resp, nil
 }
 
-func (c *clusterService) MemberRemove(context.Context, *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
-	return nil, errMembershipChange
+func (c *clusterService) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+	members, err := c.s.MemberRemove(ctx, r.ID)
+	if err != nil {
+		return nil, togRPCError(err)
+	}
+	resp := &pb.MemberRemoveResponse{Members: toPB(members)}
+	c.h.fill(&resp.Header)
+	return resp, nil
 }
 
-func (c *clusterService) MemberUpdate(context.Context, *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
-	return nil, errMembershipChange
+func (c *clusterService) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
+	members, err := c.s.MemberUpdate(ctx, r.ID, r.PeerURLs)
+	if err != nil {
+		return nil, togRPCError(err)
+	}
+	resp := &pb.MemberUpdateResponse{Members: toPB(members)}
+	c.h.fill(&resp.Header)
+	return resp, nil
 }
 
-func (c *clusterService) MemberPromote(context.Context, *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
-	return nil, errMembershipChange
+func (c *clusterService) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
+	members, err := c.s.MemberPromote(ctx, r.ID)
+	if err != nil {
+		return nil, togRPCError(err)
+	}
+	resp := &pb.MemberPromoteResponse{Members: toPB(members)}
+	c.h.fill(&resp.Header)
+	return resp, nil
 }
