@@ -429,3 +429,57 @@ func (a *Artifacts) Save() (string, error) {
 	}
 	return dir, nil
 }
+
+// StaleReadMutation makes a known-bad copy of a real history, to prove the
+// linearizability check is not vacuous on it: it finds a get that returned
+// a write acknowledged before the get started, and makes it return the
+// previous acknowledged write of that key instead (a stale read). It
+// returns that key's operations with the mutation applied.
+func StaleReadMutation(recs []Record) ([]Record, string, bool) {
+	type write struct {
+		rec *Record
+		rev int64
+	}
+	writes := map[string][]write{} // acknowledged puts per key, by revision
+	byRev := map[int64]*Record{}
+	for i := range recs {
+		r := &recs[i]
+		if r.Acked() && r.IsWrite() && r.Input.Kind != OpDelete {
+			writes[r.Input.Key] = append(writes[r.Input.Key], write{r, r.Output.Rev})
+			byRev[r.Output.Rev] = r
+		}
+	}
+	for k := range writes {
+		sort.Slice(writes[k], func(i, j int) bool { return writes[k][i].rev < writes[k][j].rev })
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		g := &recs[i]
+		if g.Input.Kind != OpGet || !g.Acked() || !g.Output.Found {
+			continue
+		}
+		w, ok := byRev[g.Output.ModRev]
+		if !ok || w.Return >= g.Call {
+			continue
+		}
+		ws := writes[g.Input.Key]
+		j := sort.Search(len(ws), func(j int) bool { return ws[j].rev >= g.Output.ModRev })
+		if j == 0 {
+			continue
+		}
+		prev := ws[j-1].rec
+		var out []Record
+		for _, r := range recs {
+			if r.Input.Key == g.Input.Key {
+				out = append(out, r)
+			}
+		}
+		for n := range out {
+			if out[n].Call == g.Call && out[n].Client == g.Client && out[n].Input == g.Input {
+				out[n].Output.Value, out[n].Output.ModRev = prev.Input.Value, prev.Output.Rev
+			}
+		}
+		desc := fmt.Sprintf("%v now returns %q@%d, overwritten by %v before the get started", g, prev.Input.Value, prev.Output.Rev, w)
+		return out, desc, true
+	}
+	return nil, "", false
+}
