@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -301,5 +302,106 @@ func TestMembershipChanges(t *testing.T) {
 	}
 	if _, err := jcli.Put(ctx, "post", "ok"); err != nil {
 		t.Fatalf("put after remove: %v", err)
+	}
+}
+
+// syncBuffer is a log sink tests can read while members write to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestLaggingMemberGetsSnapshot: members compact their raft logs; a member
+// that was down while the log moved past it catches up from a snapshot of
+// the leader's state, with history, leases and membership, and converges.
+func TestLaggingMemberGetsSnapshot(t *testing.T) {
+	c := newTestCluster(t, 3)
+	lead := c.leader()
+	lagger := (lead + 1) % 3
+	ctx := ctxFor(t)
+	for i := range c.cfgs {
+		c.cfgs[i].SnapshotCount = 20
+	}
+	// Restart the others with the small snapshot count, then stop the lagger.
+	for i := range c.members {
+		c.stop(i)
+	}
+	var lagLog syncBuffer
+	c.cfgs[lagger].Logger = slog.New(slog.NewTextHandler(&lagLog, nil))
+	for i := range c.members {
+		if i != lagger {
+			c.start(i)
+		}
+	}
+	lead = c.leader()
+	cli := c.client(lead)
+	lease, err := cli.Grant(ctx, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		opts := []clientv3.OpOption{}
+		if i%50 == 0 {
+			opts = append(opts, clientv3.WithLease(lease.ID))
+		}
+		if _, err := cli.Put(ctx, fmt.Sprintf("lag/%03d", i%120), fmt.Sprint(i), opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.start(lagger)
+	c.leader()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var hashes []uint32
+		var revs []int64
+		for i := range c.members {
+			h, err := c.client(i).HashKV(ctx, c.members[i].ClientAddr(), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hashes = append(hashes, h.Hash)
+			revs = append(revs, h.Header.Revision)
+		}
+		if hashes[0] == hashes[1] && hashes[1] == hashes[2] && revs[0] == revs[1] && revs[1] == revs[2] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lagging member did not converge: hashes %v revisions %v", hashes, revs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(lagLog.String(), "installed snapshot") {
+		t.Fatal("the lagging member caught up without a snapshot: the log was not compacted past it")
+	}
+	lcli := c.client(lagger)
+	// Later puts without the lease detached two of the four keys.
+	ttl, err := lcli.TimeToLive(ctx, lease.ID, clientv3.WithAttachedKeys())
+	if err != nil || ttl.TTL <= 0 || len(ttl.Keys) != 2 || string(ttl.Keys[0]) != "lag/030" || string(ttl.Keys[1]) != "lag/100" {
+		t.Fatalf("lease on the lagging member: ttl %d keys %q err %v", ttl.TTL, ttl.Keys, err)
+	}
+	// History came with the snapshot: an old revision reads as on the leader.
+	old, err := lcli.Get(ctx, "lag/000", clientv3.WithRev(5), clientv3.WithSerializable())
+	want, err2 := cli.Get(ctx, "lag/000", clientv3.WithRev(5))
+	if err != nil || err2 != nil || len(old.Kvs) != len(want.Kvs) {
+		t.Fatalf("historical read on the lagging member: %v %v / %v %v", old, err, want, err2)
+	}
+	// It keeps replicating after the snapshot.
+	if _, err := cli.Put(ctx, "lag/after", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lcli.Get(ctx, "lag/after"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -56,6 +56,12 @@ func (s *Server) loadAppliedState() error {
 
 	minTTL := (3*int64(s.opts.ElectionTimeout/s.opts.HeartbeatInterval)/2*int64(s.opts.HeartbeatInterval) + int64(1e9) - 1) / int64(1e9)
 	s.lessor = lease.New(minTTL, nil)
+	return s.loadLeasesAndAlarms()
+}
+
+// loadLeasesAndAlarms fills the (empty) lessor and the alarm list from the
+// database.
+func (s *Server) loadLeasesAndAlarms() error {
 	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: leasePrefix, UpperBound: []byte{leasePrefix[0] + 1}})
 	if err != nil {
 		return err
@@ -81,6 +87,9 @@ func (s *Server) loadAppliedState() error {
 	if err != nil {
 		return err
 	}
+	s.alarmsMu.Lock()
+	defer s.alarmsMu.Unlock()
+	s.alarms = map[alarmKey]struct{}{}
 	for ok := iter.First(); ok; ok = iter.Next() {
 		k := iter.Key()
 		if len(k) != 14 {
@@ -91,10 +100,27 @@ func (s *Server) loadAppliedState() error {
 	return iter.Close()
 }
 
+// applyItem is what the raft loop hands the apply loop: a snapshot to
+// install, or committed entries.
+type applyItem struct {
+	snap *raftpb.Snapshot
+	ents []*raftpb.Entry
+}
+
 func (s *Server) applyLoop() {
 	defer s.wg.Done()
-	for ents := range s.applyc {
-		for _, e := range ents {
+	for item := range s.applyc {
+		if item.snap != nil {
+			if err := s.installSnapshot(item.snap); err != nil {
+				// The member cannot go on with a half-installed state.
+				s.lg.Error("installing snapshot failed; stopping the member", "err", err)
+				s.m.fatalErrors.Inc()
+				go s.Close()
+				return
+			}
+			continue
+		}
+		for _, e := range item.ents {
 			s.applyEntry(e)
 		}
 		s.appliedWait.trigger(s.applied.Load())
@@ -104,11 +130,6 @@ func (s *Server) applyLoop() {
 
 // maybeCompactLog drops raft log entries that every member has applied.
 func (s *Server) maybeCompactLog() {
-	if len(s.Members()) > 1 {
-		// Until snapshots stream to lagging members, a cluster keeps its
-		// whole log so that any member can catch up from it.
-		return
-	}
 	applied := s.applied.Load()
 	if applied-s.snapIndex <= s.opts.SnapshotCount {
 		return

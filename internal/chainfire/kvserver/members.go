@@ -92,7 +92,6 @@ var (
 	ErrMemberNotLearner = errors.New("kvserver: can only promote a learner member")
 	ErrLearnerNotReady  = errors.New("kvserver: learner is not in sync with the leader")
 	ErrTooManyLearners  = errors.New("kvserver: too many learner members in cluster")
-	ErrLogCompacted     = errors.New("kvserver: this member compacted its raft log; adding members needs snapshot streaming, which this release lacks")
 )
 
 // maxLearners is etcd's limit on learners at once.
@@ -161,11 +160,7 @@ func (s *Server) MemberAdd(ctx context.Context, peerURLs []string, learner bool)
 	if learner && learners >= maxLearners {
 		return Member{}, nil, ErrTooManyLearners
 	}
-	if first, _ := s.raftLog.Storage().FirstIndex(); first > 1 {
-		// A new member replays the log from its start; sending it a
-		// snapshot instead is not supported yet.
-		return Member{}, nil, ErrLogCompacted
-	}
+
 	// The time makes the id unique even for a member re-added with the same
 	// URLs: raft never accepts a removed id again.
 	m := Member{ID: computeMemberID(peerURLs, s.opts.ClusterToken+time.Now().String()), PeerURLs: peerURLs, IsLearner: learner}
@@ -364,4 +359,38 @@ func (s *Server) applyMembership(e *raftpb.Entry) {
 		s.lg.Warn("this member was removed from the cluster; stopping")
 		go s.Close()
 	}
+}
+
+// reloadMembers reads the membership a snapshot brought and connects to or
+// disconnects from members accordingly.
+func (s *Server) reloadMembers() error {
+	v, closer, err := s.db.Get(membersKey)
+	if err != nil {
+		return fmt.Errorf("snapshot has no membership: %w", err)
+	}
+	var rec Membership
+	err = json.Unmarshal(v, &rec)
+	closer.Close()
+	if err != nil {
+		return fmt.Errorf("decode membership: %w", err)
+	}
+	old := s.Members()
+	s.membersMu.Lock()
+	s.members = rec.Members
+	s.membersMu.Unlock()
+	p := s.peerTransport()
+	if p == nil {
+		return nil
+	}
+	for _, m := range old {
+		if !slices.ContainsFunc(rec.Members, func(x Member) bool { return x.ID == m.ID }) {
+			p.RemovePeer(m.ID)
+		}
+	}
+	for _, m := range rec.Members {
+		if m.ID != s.memberID {
+			_ = p.AddPeer(m.ID, m.PeerURLs)
+		}
+	}
+	return nil
 }

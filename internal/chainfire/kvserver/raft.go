@@ -68,6 +68,8 @@ func (s *Server) raftLoop() {
 			if err := s.rn.ProposeConfChange(cc); err != nil {
 				s.wait.trigger(cc.GetId(), result{err: ErrNoLeader})
 			}
+		case r := <-s.snapReportc:
+			s.rn.ReportSnapshot(r.to, r.status)
 		case id := <-s.transferc:
 			s.rn.TransferLeader(id)
 		case reply := <-s.progressc:
@@ -142,6 +144,19 @@ func (s *Server) handleReady() error {
 			s.readStatec <- rs
 		}
 	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		// A snapshot from the leader replaces the log, then the state.
+		if err := s.raftLog.ApplySnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+		s.confState.Store(rd.Snapshot.Metadata.ConfState)
+		s.lg.Info("received snapshot from the leader", "index", rd.Snapshot.Metadata.GetIndex(), "bytes", len(rd.Snapshot.Data))
+		select {
+		case s.applyc <- applyItem{snap: rd.Snapshot}:
+		case <-s.stopping:
+			return nil
+		}
+	}
 	// Committed entries are already durable: hand them to the apply loop
 	// first so applying overlaps this Ready's fsync, as etcd does.
 	if len(rd.CommittedEntries) > 0 {
@@ -152,7 +167,7 @@ func (s *Server) handleReady() error {
 		}
 		ents := append([]*raftpb.Entry(nil), rd.CommittedEntries...)
 		select {
-		case s.applyc <- ents:
+		case s.applyc <- applyItem{ents: ents}:
 		case <-s.stopping:
 			return nil
 		}
@@ -167,7 +182,15 @@ func (s *Server) handleReady() error {
 	}
 	if len(rd.Messages) > 0 {
 		if p := s.peerTransport(); p != nil {
-			p.Send(rd.Messages)
+			msgs := rd.Messages[:0:0]
+			for _, m := range rd.Messages {
+				if m.GetType() == raftpb.MsgSnap {
+					s.sendSnapshot(p, m)
+					continue
+				}
+				msgs = append(msgs, m)
+			}
+			p.Send(msgs)
 		}
 	}
 	s.rn.Advance(rd)

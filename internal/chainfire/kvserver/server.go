@@ -121,16 +121,17 @@ type Server struct {
 	wait        *waitTable
 	appliedWait indexWait
 
-	propc      chan []byte
-	readIndexc chan []byte
-	readStatec chan raft.ReadState
-	applyc     chan []*raftpb.Entry
-	readwaitc  chan struct{}
-	recvc      chan *raftpb.Message
-	unreachc   chan uint64
-	transferc  chan uint64
-	progressc  chan chan map[uint64]uint64
-	confc      chan *raftpb.ConfChange
+	propc       chan []byte
+	readIndexc  chan []byte
+	readStatec  chan raft.ReadState
+	applyc      chan applyItem
+	readwaitc   chan struct{}
+	recvc       chan *raftpb.Message
+	unreachc    chan uint64
+	transferc   chan uint64
+	snapReportc chan snapReport
+	progressc   chan chan map[uint64]uint64
+	confc       chan *raftpb.ConfChange
 
 	peersMu sync.RWMutex
 	peers   Peers
@@ -185,11 +186,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		propc:        make(chan []byte, 4096),
 		readIndexc:   make(chan []byte, 1),
 		readStatec:   make(chan raft.ReadState, 1),
-		applyc:       make(chan []*raftpb.Entry, 64),
+		applyc:       make(chan applyItem, 64),
 		readwaitc:    make(chan struct{}, 1),
 		recvc:        make(chan *raftpb.Message, 4096),
 		unreachc:     make(chan uint64, 64),
 		transferc:    make(chan uint64, 1),
+		snapReportc:  make(chan snapReport, 16),
 		progressc:    make(chan chan map[uint64]uint64),
 		confc:        make(chan *raftpb.ConfChange),
 		readNotifier: newNotifier(),

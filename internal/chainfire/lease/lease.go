@@ -69,6 +69,14 @@ func New(minTTL int64, now func() time.Time) *Lessor {
 	return &Lessor{leases: map[int64]*Lease{}, keyOf: map[string]int64{}, minTTL: minTTL, now: now}
 }
 
+// Reset forgets every lease, before the lessor is refilled from a snapshot.
+func (le *Lessor) Reset() {
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	le.leases = map[int64]*Lease{}
+	le.keyOf = map[string]int64{}
+}
+
 // MinTTL is the shortest TTL a lease gets.
 func (le *Lessor) MinTTL() int64 { return le.minTTL }
 

@@ -201,3 +201,29 @@ func (s *Store) Compact(index uint64, cs *raftpb.ConfState) error {
 	}
 	return nil
 }
+
+// ApplySnapshot replaces the log with a snapshot received from the leader:
+// its record is persisted (fsynced) and every older entry dropped. The
+// snapshot's payload is not kept: the state it carries goes to the store.
+func (s *Store) ApplySnapshot(snap *raftpb.Snapshot) error {
+	meta, err := proto.Marshal(snap.Metadata)
+	if err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(snapMetaKey, meta, nil); err != nil {
+		return err
+	}
+	if err := b.DeleteRange(entryKey(0), entryKey(^uint64(0)), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("persist raft snapshot: %w", err)
+	}
+	err = s.mem.ApplySnapshot(&raftpb.Snapshot{Metadata: snap.Metadata})
+	if errors.Is(err, raft.ErrSnapOutOfDate) {
+		return nil
+	}
+	return err
+}

@@ -36,7 +36,6 @@ var errorTable = []struct {
 	{kvserver.ErrMemberNotLearner, rpctypes.ErrGRPCMemberNotLearner},
 	{kvserver.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
 	{kvserver.ErrTooManyLearners, rpctypes.ErrGRPCTooManyLearners},
-	{kvserver.ErrLogCompacted, status.Error(codes.FailedPrecondition, "chainfire: "+kvserver.ErrLogCompacted.Error()[len("kvserver: "):])},
 	{lease.ErrNotFound, rpctypes.ErrGRPCLeaseNotFound},
 	{lease.ErrExists, rpctypes.ErrGRPCLeaseExist},
 	{lease.ErrTTLTooLarge, rpctypes.ErrGRPCLeaseTTLTooLarge},

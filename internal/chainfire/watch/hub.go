@@ -197,6 +197,20 @@ func (h *Hub) livePrev(ev *mvccpb.Event) *mvccpb.KeyValue {
 // storedPrev returns the previous value the syncer already read.
 func storedPrev(ev *mvccpb.Event) *mvccpb.KeyValue { return ev.PrevKv }
 
+// Resync moves the hub to revision rev after the store's content was
+// replaced wholesale (a snapshot from the leader): every watcher catches up
+// from history, or is canceled if what it needs was compacted.
+func (h *Hub) Resync(rev int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.rev = rev
+	for w := range h.synced {
+		delete(h.synced, w)
+		h.unsynced[w] = struct{}{}
+	}
+	h.kickSyncer()
+}
+
 func (h *Hub) kickSyncer() {
 	select {
 	case h.kick <- struct{}{}:
