@@ -127,6 +127,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		QuotaBackendBytes:  cfg.QuotaBackendBytes,
 		MaxRequestBytes:    cfg.MaxRequestBytes,
 		SnapshotCount:      cfg.SnapshotCount,
+		AutoPromote:        cfg.AutoPromoteLearners,
 		HeartbeatInterval:  cfg.HeartbeatInterval,
 		ElectionTimeout:    cfg.ElectionTimeout,
 		RetentionPeriod:    retention,

@@ -33,7 +33,7 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func newTestCluster(t *testing.T, n int) *testCluster {
+func newTestCluster(t *testing.T, n int, tweak ...func(*Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, members: make([]*Server, n)}
 	var initial []string
@@ -54,6 +54,9 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 	}
 	for i := range c.cfgs {
 		c.cfgs[i].InitialCluster = strings.Join(initial, ",")
+		for _, f := range tweak {
+			f(&c.cfgs[i])
+		}
 		c.start(i)
 	}
 	t.Cleanup(func() {
@@ -221,6 +224,57 @@ func TestThreeMemberReplication(t *testing.T) {
 		if len(m.ClientURLs) == 0 {
 			t.Fatalf("member %s has no client URLs in the list", m.Name)
 		}
+	}
+}
+
+// addJoiner adds a learner through member 0's client, starts it with
+// --initial-cluster-state existing and returns its index and id.
+func (c *testCluster) addJoiner(ctx context.Context, name string) (int, uint64) {
+	c.t.Helper()
+	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(c.t))
+	add, err := c.client(0).MemberAddAsLearner(ctx, []string{peer})
+	if err != nil {
+		c.t.Fatalf("member add --learner: %v", err)
+	}
+	cfg := c.cfgs[0]
+	cfg.Name = name
+	cfg.DataDir = filepath.Join(c.t.TempDir(), name)
+	cfg.ListenClientURLs = []string{fmt.Sprintf("http://127.0.0.1:%d", freePort(c.t))}
+	cfg.ListenPeerURLs = []string{peer}
+	cfg.InitialAdvertisePeerURLs = nil
+	cfg.AdvertiseClientURLs = nil
+	cfg.InitialCluster = cfg.InitialCluster + "," + name + "=" + peer
+	cfg.InitialClusterState = "existing"
+	c.cfgs = append(c.cfgs, cfg)
+	c.members = append(c.members, nil)
+	c.start(len(c.members) - 1)
+	return len(c.members) - 1, add.Member.ID
+}
+
+// TestAutoPromoteLearners: with --auto-promote-learners the leader promotes
+// a learner by itself once it has caught up.
+func TestAutoPromoteLearners(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.AutoPromoteLearners = true })
+	c.leader()
+	ctx := ctxFor(t)
+	_, id := c.addJoiner(ctx, "auto")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ml, err := c.client(0).MemberList(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		promoted := false
+		for _, m := range ml.Members {
+			promoted = promoted || (m.ID == id && !m.IsLearner)
+		}
+		if promoted {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("learner %x not promoted: %v", id, ml.Members)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -75,6 +75,8 @@ type Config struct {
 	AutoCompactionRetention string
 	// SnapshotCount is the number of applied entries after which the raft log is compacted.
 	SnapshotCount uint64
+	// AutoPromoteLearners makes the leader promote caught-up learners itself.
+	AutoPromoteLearners bool
 	// HeartbeatInterval and ElectionTimeout drive the raft ticker.
 	HeartbeatInterval time.Duration
 	ElectionTimeout   time.Duration

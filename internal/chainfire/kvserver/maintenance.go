@@ -163,6 +163,9 @@ func (s *Server) housekeepingLoop() {
 		total, inUse := s.m.setSizes(s.db)
 		s.dbSize.Store(total)
 		s.dbSizeInUse.Store(inUse)
+		if s.lessorIsPrimary() && s.opts.AutoPromote {
+			s.promoteReadyLearners()
+		}
 		if s.lessorIsPrimary() {
 			if rev := ac.target(time.Now(), s.kv.Rev(), s.kv.CompactRev()); rev > 0 {
 				ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())

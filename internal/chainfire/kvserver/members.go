@@ -394,3 +394,23 @@ func (s *Server) reloadMembers() error {
 	}
 	return nil
 }
+
+// promoteReadyLearners promotes every learner that has caught up; the
+// leader runs it when --auto-promote-learners is set.
+func (s *Server) promoteReadyLearners() {
+	for _, m := range s.Members() {
+		if !m.IsLearner {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
+		_, err := s.MemberPromote(ctx, m.ID)
+		cancel()
+		switch {
+		case err == nil:
+			s.lg.Info("promoted learner", "member", fmt.Sprintf("%x", m.ID))
+		case errors.Is(err, ErrLearnerNotReady):
+		default:
+			s.lg.Warn("promoting learner failed", "member", fmt.Sprintf("%x", m.ID), "err", err)
+		}
+	}
+}

@@ -66,6 +66,8 @@ type Options struct {
 	QuotaBackendBytes int64
 	MaxRequestBytes   int
 	SnapshotCount     uint64
+	// AutoPromote makes the leader promote learners once they caught up.
+	AutoPromote       bool
 	HeartbeatInterval time.Duration
 	ElectionTimeout   time.Duration
 
