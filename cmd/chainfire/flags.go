@@ -43,6 +43,7 @@ func bindFlags(fs *pflag.FlagSet, o *options) {
 	fs.StringVar(&c.AutoCompactionRetention, "auto-compaction-retention", "0", `history to keep: a duration or hours ("1h", "5") in periodic mode, revisions in revision mode; "0" disables`)
 	fs.Uint64Var(&c.SnapshotCount, "snapshot-count", chainfire.DefaultSnapshotCount, "applied entries between raft log compactions")
 	fs.BoolVar(&c.AutoPromoteLearners, "auto-promote-learners", false, "promote learners to voters as soon as they have caught up")
+	fs.DurationVar(&c.LeaseCheckpointInterval, "lease-checkpoint-interval", 5*time.Minute, "how often the leader replicates remaining lease TTLs")
 	fs.UintVar(&o.heartbeatMs, "heartbeat-interval", uint(chainfire.DefaultHeartbeat/time.Millisecond), "raft heartbeat interval in milliseconds")
 	fs.UintVar(&o.electionMs, "election-timeout", uint(chainfire.DefaultElectionTimeout/time.Millisecond), "raft election timeout in milliseconds")
 	fs.StringVar(&c.ClientTLS.CertFile, "cert-file", "", "client (and HTTP) listener certificate")

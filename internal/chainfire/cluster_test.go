@@ -459,3 +459,37 @@ func TestLaggingMemberGetsSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLeaseTTLSurvivesLeaderChange: the leader checkpoints remaining TTLs, so
+// a new leader continues a lease's countdown instead of restarting it.
+func TestLeaseTTLSurvivesLeaderChange(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.LeaseCheckpointInterval = 100 * time.Millisecond })
+	lead := c.leader()
+	ctx := ctxFor(t)
+	lease, err := c.client(lead).Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond) // let the countdown and a checkpoint run
+	c.stop(lead)
+	newLead := c.leader()
+	ttl, err := c.client(newLead).TimeToLive(ctx, lease.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl.TTL > 58 || ttl.TTL <= 0 || ttl.GrantedTTL != 60 {
+		t.Fatalf("after a leader change the lease has TTL %d of %d: its countdown restarted", ttl.TTL, ttl.GrantedTTL)
+	}
+	// A keep-alive gives it its full TTL again, also for the next leader.
+	if _, err := c.client(newLead).KeepAliveOnce(ctx, lease.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	c.start(lead)
+	c.stop(newLead)
+	final := c.leader()
+	ttl, err = c.client(final).TimeToLive(ctx, lease.ID)
+	if err != nil || ttl.TTL < 57 {
+		t.Fatalf("after keep-alive and another leader change: TTL %d, err %v", ttl.TTL, err)
+	}
+}

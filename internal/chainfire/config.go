@@ -77,6 +77,9 @@ type Config struct {
 	SnapshotCount uint64
 	// AutoPromoteLearners makes the leader promote caught-up learners itself.
 	AutoPromoteLearners bool
+	// LeaseCheckpointInterval is how often the leader replicates remaining
+	// lease TTLs, so a new leader does not restart them in full. Default 5m.
+	LeaseCheckpointInterval time.Duration
 	// HeartbeatInterval and ElectionTimeout drive the raft ticker.
 	HeartbeatInterval time.Duration
 	ElectionTimeout   time.Duration

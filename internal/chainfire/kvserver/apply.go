@@ -68,7 +68,7 @@ func (s *Server) loadLeasesAndAlarms() error {
 	}
 	for ok := iter.First(); ok; ok = iter.Next() {
 		k, v := iter.Key(), iter.Value()
-		if len(k) != 9 || len(v) != 8 {
+		if len(k) != 9 || (len(v) != 8 && len(v) != 16) {
 			_ = iter.Close()
 			return fmt.Errorf("corrupt lease record %x", k)
 		}
@@ -76,6 +76,9 @@ func (s *Server) loadLeasesAndAlarms() error {
 		if _, err := s.lessor.Grant(id, int64(binary.BigEndian.Uint64(v))); err != nil {
 			_ = iter.Close()
 			return fmt.Errorf("restore lease %x: %w", id, err)
+		}
+		if len(v) == 16 {
+			_ = s.lessor.Checkpoint(id, int64(binary.BigEndian.Uint64(v[8:])))
 		}
 	}
 	if err := iter.Close(); err != nil {
@@ -234,6 +237,8 @@ func (s *Server) applyRequest(r *pb.InternalRaftRequest, idx uint64) result {
 		res.resp, res.err = s.applyLeaseRevoke(t, r.LeaseRevoke)
 	case r.Alarm != nil:
 		res.resp = s.applyAlarm(t, r.Alarm)
+	case r.LeaseCheckpoint != nil:
+		s.applyLeaseCheckpoint(t, r.LeaseCheckpoint)
 	case r.ClusterMemberAttrSet != nil:
 		s.applyMemberAttrs(t, r.ClusterMemberAttrSet)
 	case r.Compaction != nil:
@@ -364,6 +369,20 @@ func (s *Server) applyLeaseGrant(t *txnState, r *pb.LeaseGrantRequest) (*pb.Leas
 	}
 	_ = t.w.Batch().Set(leaseKey(l.ID), binary.BigEndian.AppendUint64(nil, uint64(l.TTL)), nil)
 	return &pb.LeaseGrantResponse{ID: l.ID, TTL: l.TTL}, nil
+}
+
+// applyLeaseCheckpoint records remaining TTLs, so that a new leader (or this
+// member after a restart) does not give the leases their full TTL again.
+func (s *Server) applyLeaseCheckpoint(t *txnState, r *pb.LeaseCheckpointRequest) {
+	for _, cp := range r.Checkpoints {
+		info, err := s.lessor.Lookup(cp.ID, false)
+		if err != nil {
+			continue // revoked meanwhile
+		}
+		_ = s.lessor.Checkpoint(cp.ID, cp.Remaining_TTL)
+		rec := binary.BigEndian.AppendUint64(nil, uint64(info.GrantedTTL))
+		_ = t.w.Batch().Set(leaseKey(cp.ID), binary.BigEndian.AppendUint64(rec, uint64(cp.Remaining_TTL)), nil)
+	}
 }
 
 func (s *Server) applyLeaseRevoke(t *txnState, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {

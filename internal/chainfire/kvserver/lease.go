@@ -92,16 +92,22 @@ func (s *Server) LeaseLeases(ctx context.Context) (*pb.LeaseLeasesResponse, erro
 	return resp, nil
 }
 
-// leaseLoop revokes expired leases while this member leads.
+// leaseLoop revokes expired leases and checkpoints remaining TTLs while
+// this member leads.
 func (s *Server) leaseLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
+	lastCheckpoint := time.Now()
 	for {
 		select {
 		case <-s.stopping:
 			return
 		case <-t.C:
+		}
+		if time.Since(lastCheckpoint) >= s.opts.LeaseCheckpointInterval {
+			lastCheckpoint = time.Now()
+			s.checkpointLeases()
 		}
 		ids := s.lessor.Expired(leaseRevokeBatch, leaseRevokeRetry)
 		if len(ids) == 0 {
@@ -121,5 +127,26 @@ func (s *Server) leaseLoop() {
 			}()
 		}
 		wg.Wait()
+	}
+}
+
+// checkpointBatch bounds the leases of one checkpoint proposal.
+const checkpointBatch = 1000
+
+// checkpointLeases replicates the remaining TTLs that moved since the last
+// checkpoint.
+func (s *Server) checkpointLeases() {
+	due := s.lessor.CheckpointsDue(checkpointBatch)
+	if len(due) == 0 {
+		return
+	}
+	r := &pb.LeaseCheckpointRequest{}
+	for id, left := range due {
+		r.Checkpoints = append(r.Checkpoints, &pb.LeaseCheckpoint{ID: id, Remaining_TTL: left})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
+	defer cancel()
+	if _, err := s.propose(ctx, &pb.InternalRaftRequest{LeaseCheckpoint: r}); err != nil {
+		s.lg.Warn("lease checkpoint failed", "leases", len(r.Checkpoints), "err", err)
 	}
 }

@@ -67,9 +67,12 @@ type Options struct {
 	MaxRequestBytes   int
 	SnapshotCount     uint64
 	// AutoPromote makes the leader promote learners once they caught up.
-	AutoPromote       bool
-	HeartbeatInterval time.Duration
-	ElectionTimeout   time.Duration
+	AutoPromote bool
+	// LeaseCheckpointInterval is how often the leader replicates remaining
+	// lease TTLs. Default 5 minutes, as etcd.
+	LeaseCheckpointInterval time.Duration
+	HeartbeatInterval       time.Duration
+	ElectionTimeout         time.Duration
 
 	// Periodic auto-compaction keeps RetentionPeriod of history; revision mode
 	// keeps RetentionRevisions revisions. Zero disables.
@@ -178,6 +181,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.LeaseCheckpointInterval == 0 {
+		opts.LeaseCheckpointInterval = 5 * time.Minute
 	}
 	if opts.WatchProgressInterval == 0 {
 		opts.WatchProgressInterval = 10 * time.Minute

@@ -33,16 +33,22 @@ type Lease struct {
 	// expiry is zero while this member is not the leader: only the leader
 	// tracks deadlines.
 	expiry time.Time
+	// remaining is the TTL left at the last checkpoint, in seconds (0: none),
+	// which a new leader starts the lease from instead of the full TTL.
+	remaining int64
 	// expired is set once the leader found the deadline passed: a revoke is
 	// on its way and keep-alives no longer save the lease.
 	expired bool
 	keys    map[string]struct{}
 }
 
-// Remaining returns the time left before the lease expires; -1 second when
-// this member does not track deadlines.
-func (l *Lease) remaining(now time.Time) time.Duration {
+// timeLeft returns the time left before the lease expires; off the leader,
+// the last checkpointed remaining TTL, or the full TTL.
+func (l *Lease) timeLeft(now time.Time) time.Duration {
 	if l.expiry.IsZero() {
+		if l.remaining > 0 {
+			return time.Duration(l.remaining) * time.Second
+		}
 		return time.Duration(l.TTL) * time.Second
 	}
 	if d := l.expiry.Sub(now); d > 0 {
@@ -196,7 +202,7 @@ func (le *Lessor) Lookup(id int64, withKeys bool) (Info, error) {
 	if !ok {
 		return Info{}, ErrNotFound
 	}
-	info := Info{ID: id, GrantedTTL: l.TTL, TTL: int64(l.remaining(le.now()) / time.Second), Expiry: l.expiry, HasDeadlines: le.primary}
+	info := Info{ID: id, GrantedTTL: l.TTL, TTL: int64(l.timeLeft(le.now()) / time.Second), Expiry: l.expiry, HasDeadlines: le.primary}
 	if withKeys {
 		for k := range l.keys {
 			info.Keys = append(info.Keys, k)
@@ -226,9 +232,64 @@ func (le *Lessor) Promote() {
 	le.primary = true
 	now := le.now()
 	for _, l := range le.leases {
-		l.expiry = now.Add(time.Duration(l.TTL) * time.Second)
+		ttl := l.TTL
+		if l.remaining > 0 {
+			ttl = l.remaining
+		}
+		l.expiry = now.Add(time.Duration(ttl) * time.Second)
 		l.expired = false
 	}
+}
+
+// Checkpoint records a lease's remaining TTL, as replicated by the leader.
+func (le *Lessor) Checkpoint(id, remaining int64) error {
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	l, ok := le.leases[id]
+	if !ok {
+		return ErrNotFound
+	}
+	l.remaining = remaining
+	return nil
+}
+
+// Remaining is the lease's last checkpointed remaining TTL (0: none).
+func (le *Lessor) Remaining(id int64) int64 {
+	le.mu.RLock()
+	defer le.mu.RUnlock()
+	if l, ok := le.leases[id]; ok {
+		return l.remaining
+	}
+	return 0
+}
+
+// CheckpointsDue lists, on the leader, the leases whose remaining TTL has
+// moved away from the last checkpoint, with the value to record: what is left
+// now, or 0 ("full TTL") for a lease renewed since.
+func (le *Lessor) CheckpointsDue(limit int) map[int64]int64 {
+	le.mu.RLock()
+	defer le.mu.RUnlock()
+	if !le.primary {
+		return nil
+	}
+	now := le.now()
+	due := map[int64]int64{}
+	for id, l := range le.leases {
+		if l.expired {
+			continue
+		}
+		left := int64((l.expiry.Sub(now) + time.Second - 1) / time.Second)
+		if left >= l.TTL {
+			left = 0
+		}
+		if left != l.remaining {
+			due[id] = left
+			if len(due) >= limit {
+				break
+			}
+		}
+	}
+	return due
 }
 
 // Demote stops tracking deadlines.
