@@ -44,6 +44,7 @@ func bindFlags(fs *pflag.FlagSet, o *options) {
 	fs.Uint64Var(&c.SnapshotCount, "snapshot-count", chainfire.DefaultSnapshotCount, "applied entries between raft log compactions")
 	fs.BoolVar(&c.AutoPromoteLearners, "auto-promote-learners", false, "promote learners to voters as soon as they have caught up")
 	fs.DurationVar(&c.LeaseCheckpointInterval, "lease-checkpoint-interval", 5*time.Minute, "how often the leader replicates remaining lease TTLs")
+	fs.DurationVar(&c.CorruptCheckInterval, "corrupt-check-interval", time.Minute, "how often the leader compares HashKV with the other members; negative disables")
 	fs.UintVar(&o.heartbeatMs, "heartbeat-interval", uint(chainfire.DefaultHeartbeat/time.Millisecond), "raft heartbeat interval in milliseconds")
 	fs.UintVar(&o.electionMs, "election-timeout", uint(chainfire.DefaultElectionTimeout/time.Millisecond), "raft election timeout in milliseconds")
 	fs.StringVar(&c.ClientTLS.CertFile, "cert-file", "", "client (and HTTP) listener certificate")

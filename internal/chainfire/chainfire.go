@@ -129,6 +129,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		SnapshotCount:           cfg.SnapshotCount,
 		AutoPromote:             cfg.AutoPromoteLearners,
 		LeaseCheckpointInterval: cfg.LeaseCheckpointInterval,
+		CorruptCheckInterval:    cfg.CorruptCheckInterval,
 		HeartbeatInterval:       cfg.HeartbeatInterval,
 		ElectionTimeout:         cfg.ElectionTimeout,
 		RetentionPeriod:         retention,
@@ -369,6 +370,14 @@ func (h peerHandler) LearnerReady(ctx context.Context, id uint64) (bool, error) 
 }
 
 func (h peerHandler) Membership() ([]byte, error) { return json.Marshal(h.kv.Membership()) }
+
+func (h peerHandler) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error) {
+	resp, err := h.kv.HashKV(ctx, rev)
+	if err != nil {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return resp, nil
+}
 
 func (h peerHandler) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 	ttl, err := h.kv.LeaseRenew(ctx, id)

@@ -1,6 +1,7 @@
 package chainfire
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -437,7 +439,7 @@ func TestLaggingMemberGetsSnapshot(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if !strings.Contains(lagLog.String(), "installed snapshot") {
-		t.Fatal("the lagging member caught up without a snapshot: the log was not compacted past it")
+		t.Fatalf("the lagging member caught up without a snapshot: the log was not compacted past it\n%s", lagLog.String())
 	}
 	lcli := c.client(lagger)
 	// Later puts without the lease detached two of the four keys.
@@ -491,5 +493,74 @@ func TestLeaseTTLSurvivesLeaderChange(t *testing.T) {
 	ttl, err = c.client(final).TimeToLive(ctx, lease.ID)
 	if err != nil || ttl.TTL < 57 {
 		t.Fatalf("after keep-alive and another leader change: TTL %d, err %v", ttl.TTL, err)
+	}
+}
+
+// TestCorruptionCheck: a member whose stored history was altered behind
+// raft's back is found by the leader's HashKV comparison; the CORRUPT alarm
+// is raised and writes are refused until it is disarmed.
+func TestCorruptionCheck(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.CorruptCheckInterval = 200 * time.Millisecond })
+	lead := c.leader()
+	ctx := ctxFor(t)
+	cli := c.client(lead)
+	for i := range 5 {
+		if _, err := cli.Put(ctx, fmt.Sprintf("c/%d", i), "good"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	victim := (lead + 1) % 3
+	time.Sleep(300 * time.Millisecond) // let the victim apply everything
+	c.stop(victim)
+	corruptOneValue(t, filepath.Join(c.cfgs[victim].DataDir, "member", "db"))
+	c.start(victim)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		alarms, err := cli.AlarmList(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(alarms.Alarms) == 1 && alarms.Alarms[0].Alarm.String() == "CORRUPT" {
+			if alarms.Alarms[0].MemberID != c.members[victim].KV().ID() {
+				t.Fatalf("CORRUPT raised for member %x, want the altered one %x", alarms.Alarms[0].MemberID, c.members[victim].KV().ID())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no CORRUPT alarm: %v", alarms.Alarms)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := cli.Put(ctx, "c/refused", "x"); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("write with CORRUPT raised: %v", err)
+	}
+}
+
+// corruptOneValue flips a byte in the value of one MVCC revision record.
+func corruptOneValue(t *testing.T, dir string) {
+	t.Helper()
+	db, err := pebble.Open(dir, &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte("k"), UpperBound: []byte("l")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !it.Last() {
+		t.Fatal("no revision records")
+	}
+	k := append([]byte(nil), it.Key()...)
+	v := append([]byte(nil), it.Value()...)
+	_ = it.Close()
+	idx := bytes.LastIndex(v, []byte("good"))
+	if idx < 0 {
+		t.Fatalf("value of %x has no \"good\"", k)
+	}
+	v[idx] = 'b'
+	if err := db.Set(k, v, pebble.Sync); err != nil {
+		t.Fatal(err)
 	}
 }

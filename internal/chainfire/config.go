@@ -80,6 +80,9 @@ type Config struct {
 	// LeaseCheckpointInterval is how often the leader replicates remaining
 	// lease TTLs, so a new leader does not restart them in full. Default 5m.
 	LeaseCheckpointInterval time.Duration
+	// CorruptCheckInterval is how often the leader compares its HashKV with
+	// the other members'. Default 1m; negative disables.
+	CorruptCheckInterval time.Duration
 	// HeartbeatInterval and ElectionTimeout drive the raft ticker.
 	HeartbeatInterval time.Duration
 	ElectionTimeout   time.Duration

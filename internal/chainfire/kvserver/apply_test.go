@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -938,15 +939,19 @@ func TestRestartKeepsState(t *testing.T) {
 	if c := mustRange(t, s, &pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, CountOnly: true}).Count; c != 125 {
 		t.Fatalf("%d keys after revoking the restored lease, want 125", c)
 	}
+	// CORRUPT refuses writes until disarmed.
+	if _, err := s.Put(ctxT(t), &pb.PutRequest{Key: []byte("refused"), Value: []byte("1")}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("put with CORRUPT raised: %v", err)
+	}
+	if _, err := s.Alarm(ctxT(t), &pb.AlarmRequest{Action: pb.AlarmRequest_DEACTIVATE, MemberID: s.ID(), Alarm: pb.AlarmType_CORRUPT}); err != nil {
+		t.Fatal(err)
+	}
 	// New writes continue the revision sequence; a new lease id is not a reused one.
 	if r := mustPut(t, s, "new", "1", 0); r.Header.GetRevision() != rev+2 {
 		t.Fatalf("put after restart got revision %d, want %d", r.Header.GetRevision(), rev+2)
 	}
 	if g := mustGrant(t, s, 0, 10); g.ID == l.ID || g.ID == l2.ID {
 		t.Fatal("lease id reused after restart")
-	}
-	if _, err := s.Alarm(ctxT(t), &pb.AlarmRequest{Action: pb.AlarmRequest_DEACTIVATE, MemberID: s.ID(), Alarm: pb.AlarmType_CORRUPT}); err != nil {
-		t.Fatal(err)
 	}
 }
 

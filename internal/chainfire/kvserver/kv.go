@@ -107,6 +107,9 @@ func (s *Server) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, er
 
 // DeleteRange deletes keys through raft.
 func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	if err := s.checkWritable(); err != nil {
+		return nil, err
+	}
 	return proposeAs[*pb.DeleteRangeResponse](ctx, s, &pb.InternalRaftRequest{DeleteRange: r})
 }
 
@@ -232,6 +235,9 @@ const quotaOverhead = 512
 // checkQuota refuses requests that would grow the store past its quota, and
 // raises the NOSPACE alarm when that happens for the first time.
 func (s *Server) checkQuota(req proto.Message) error {
+	if err := s.checkWritable(); err != nil {
+		return err
+	}
 	if s.hasAlarm(pb.AlarmType_NOSPACE) {
 		return ErrNoSpace
 	}

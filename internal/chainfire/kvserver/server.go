@@ -71,8 +71,11 @@ type Options struct {
 	// LeaseCheckpointInterval is how often the leader replicates remaining
 	// lease TTLs. Default 5 minutes, as etcd.
 	LeaseCheckpointInterval time.Duration
-	HeartbeatInterval       time.Duration
-	ElectionTimeout         time.Duration
+	// CorruptCheckInterval is how often the leader compares HashKV across
+	// members. Default 1 minute; negative disables.
+	CorruptCheckInterval time.Duration
+	HeartbeatInterval    time.Duration
+	ElectionTimeout      time.Duration
 
 	// Periodic auto-compaction keeps RetentionPeriod of history; revision mode
 	// keeps RetentionRevisions revisions. Zero disables.
@@ -91,6 +94,7 @@ type Peers interface {
 	Send(msgs []*raftpb.Message)
 	LeaseRenew(ctx context.Context, to uint64, lease int64) (int64, error)
 	LearnerReady(ctx context.Context, to uint64, learner uint64) (bool, error)
+	HashKV(ctx context.Context, to uint64, rev int64) (*pb.HashKVResponse, error)
 	AddPeer(id uint64, peerURLs []string) error
 	RemovePeer(id uint64)
 }
@@ -181,6 +185,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.CorruptCheckInterval == 0 {
+		opts.CorruptCheckInterval = time.Minute
 	}
 	if opts.LeaseCheckpointInterval == 0 {
 		opts.LeaseCheckpointInterval = 5 * time.Minute
@@ -362,7 +369,8 @@ type Membership struct {
 }
 
 func (s *Server) start() {
-	s.wg.Add(6)
+	s.wg.Add(7)
+	go s.corruptCheckLoop()
 	go s.publishLoop()
 	go s.raftLoop()
 	go s.applyLoop()

@@ -45,6 +45,8 @@ type Handler interface {
 	// Membership is the member's record of the cluster, as JSON, for a
 	// member that joins.
 	Membership() ([]byte, error)
+	// HashKV is the member's hash of its history up to rev.
+	HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error)
 }
 
 const serviceName = "chainfire.peer.v1.Peer"
@@ -73,6 +75,15 @@ func Register(gs *grpc.Server, h Handler) {
 			},
 		}},
 		Methods: []grpc.MethodDesc{{
+			MethodName: "HashKV",
+			Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				req := &pb.HashKVRequest{}
+				if err := dec(req); err != nil {
+					return nil, err
+				}
+				return h.HashKV(ctx, req.Revision)
+			},
+		}, {
 			MethodName: "LearnerReady",
 			Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
 				req := &wrapperspb.UInt64Value{}
@@ -232,6 +243,21 @@ func (t *Transport) LearnerReady(ctx context.Context, id uint64, learner uint64)
 		return false, err
 	}
 	return resp.Value, nil
+}
+
+// HashKV asks member id for its hash of the history up to rev.
+func (t *Transport) HashKV(ctx context.Context, id uint64, rev int64) (*pb.HashKVResponse, error) {
+	t.mu.Lock()
+	p := t.peers[id]
+	t.mu.Unlock()
+	if p == nil {
+		return nil, fmt.Errorf("no connection to member %x", id)
+	}
+	resp := &pb.HashKVResponse{}
+	if err := p.conn.Invoke(ctx, "/"+serviceName+"/HashKV", &pb.HashKVRequest{Revision: rev}, resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
 }
 
 // FetchMembership asks the member at peerURL for its record of the cluster,
