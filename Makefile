@@ -16,7 +16,7 @@ TEST_TIMEOUT ?= 30m
 MODULES := $(sort $(patsubst ./%,%,$(patsubst %/go.mod,%,$(shell find . -name go.mod -not -path './.git/*' -not -path './tools/*' -not -path './bin/*'))))
 TOOLS_DEPS := tools/go.mod tools/go.sum
 
-.PHONY: all build cmds etcd test dev lint bench-chainfire clean ensure-tools
+.PHONY: all build cmds etcd test soak dev lint bench-chainfire clean ensure-tools
 
 all: build
 
@@ -43,6 +43,12 @@ $(BIN)/staticcheck: $(TOOLS_DEPS)
 test: ensure-tools build etcd
 	go test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	if [ -d test/etcdcompat ]; then cd test/etcdcompat && go test -race -count=1 -timeout $(TEST_TIMEOUT) ./...; fi
+
+# The robustness test (test/robustness) for longer: SOAK_DURATION of kills,
+# pauses and restarts of a 3-member cluster under traffic, checked by porcupine.
+SOAK_DURATION ?= 30m
+soak: ensure-tools build etcd
+	PHOTON_SOAK=1 PHOTON_SOAK_DURATION=$(SOAK_DURATION) go test -count=1 -timeout 0 -v -run TestRobustness ./test/robustness/
 
 dev: ensure-tools build
 	$(BIN)/photon dev

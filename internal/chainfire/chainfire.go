@@ -166,7 +166,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			}
 			gs, health = platform.NewGRPCServer(opts)
 			health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-			v3rpc.Register(gs, kv, v3rpc.Options{MaxTxnOps: cfg.MaxTxnOps, MaxRequestBytes: cfg.MaxRequestBytes, Logger: s.lg, Drain: s.drain})
+			v3rpc.Register(gs, kv, v3rpc.Options{MaxTxnOps: cfg.MaxTxnOps, MaxRequestBytes: cfg.MaxRequestBytes, Logger: s.lg, Drain: s.drain, LeaderLoss: 3 * cfg.ElectionTimeout})
 			servers[c.secure] = gs
 		}
 		s.group.ServeGRPC(gs, c.l)

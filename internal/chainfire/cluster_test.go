@@ -564,3 +564,37 @@ func corruptOneValue(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 }
+
+// TestWatchRequiringLeaderEndsWithoutQuorum: a watch opened with
+// clientv3.WithRequireLeader ends with "no leader" once its member has lost
+// the quorum, so the client can go elsewhere.
+func TestWatchRequiringLeaderEndsWithoutQuorum(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.leader()
+	ctx := ctxFor(t)
+	wch := c.client(0).Watch(clientv3.WithRequireLeader(ctx), "w/")
+	if _, err := c.client(0).Put(ctx, "w/", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if wr := <-wch; len(wr.Events) != 1 {
+		t.Fatalf("first event: %+v", wr)
+	}
+	c.stop(1)
+	c.stop(2)
+	for {
+		select {
+		case wr, ok := <-wch:
+			if !ok {
+				t.Fatal("watch channel closed without an error")
+			}
+			if err := wr.Err(); err != nil {
+				if !strings.Contains(err.Error(), "no leader") {
+					t.Fatalf("watch ended with %v, want no leader", err)
+				}
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("watch requiring a leader survived the loss of quorum")
+		}
+	}
+}

@@ -389,6 +389,7 @@ type Artifacts struct {
 	Events   []Event            // the complete event log
 	Streams  map[string][]Event // what each watcher received
 	Info     *porcupine.LinearizationInfo
+	Logs     []string // server logs to copy
 	Summary  string
 }
 
@@ -421,6 +422,15 @@ func (a *Artifacts) Save() (string, error) {
 	}
 	if err := os.WriteFile(filepath.Join(dir, "summary.txt"), []byte(a.Summary+"\n"), 0o644); err != nil {
 		return dir, fmt.Errorf("write summary: %w", err)
+	}
+	for _, l := range a.Logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			return dir, fmt.Errorf("copy log: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(l)), b, 0o644); err != nil {
+			return dir, fmt.Errorf("copy log: %w", err)
+		}
 	}
 	if a.Info != nil {
 		if err := porcupine.VisualizePath(KVModel(), *a.Info, filepath.Join(dir, "linearization.html")); err != nil {

@@ -23,9 +23,10 @@
 // after their call. Pending puts and transactions are resolved from the
 // final event log by their unique values, as etcd's own robustness tests do.
 //
-// A failed check writes the history (JSON), the porcupine visualization
-// (HTML) and the event log to a directory under os.TempDir() whose name is
-// in the failure message, so that it survives the test.
+// A failed check writes the history (JSON, as recorded and as checked),
+// the porcupine visualization (HTML), the event log, the watch streams and
+// the member logs to a directory under os.TempDir() whose name is in the
+// failure message, so that it survives the test.
 //
 // `make test` runs the bounded form (about a minute). PHOTON_SOAK=1 runs the
 // long form for PHOTON_SOAK_DURATION (default 10m):

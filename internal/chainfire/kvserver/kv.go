@@ -181,8 +181,13 @@ func proposeAs[T any](ctx context.Context, s *Server, r *pb.InternalRaftRequest)
 
 // proposeResult hands the request to raft and waits until it is applied.
 func (s *Server) proposeResult(ctx context.Context, r *pb.InternalRaftRequest) (result, error) {
-	if s.leader.Load() == 0 {
-		return result{}, ErrNoLeader
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.requestTimeout())
+		defer cancel()
+	}
+	if err := s.waitLeader(ctx); err != nil {
+		return result{}, err
 	}
 	id := s.ids.Next()
 	r.Header = &pb.RequestHeader{ID: id}
@@ -192,11 +197,6 @@ func (s *Server) proposeResult(ctx context.Context, r *pb.InternalRaftRequest) (
 	}
 	if len(data) > s.opts.MaxRequestBytes {
 		return result{}, ErrRequestTooLarge
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.requestTimeout())
-		defer cancel()
 	}
 	ch := s.wait.register(id)
 	s.m.proposalsPending.Inc()
@@ -220,6 +220,29 @@ func (s *Server) proposeResult(ctx context.Context, r *pb.InternalRaftRequest) (
 		s.wait.cancel(id)
 		return result{}, ErrStopped
 	}
+}
+
+// waitLeader returns once a leader is known: right after a start or during
+// an election a request waits for one, as in etcd, instead of failing.
+func (s *Server) waitLeader(ctx context.Context) error {
+	if s.leader.Load() != 0 {
+		return nil
+	}
+	t := time.NewTicker(s.opts.HeartbeatInterval / 4)
+	defer t.Stop()
+	for s.leader.Load() == 0 {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return ErrNoLeader
+			}
+			return ErrCanceled
+		case <-s.stopping:
+			return ErrStopped
+		}
+	}
+	return nil
 }
 
 func contextErr(err error) error {

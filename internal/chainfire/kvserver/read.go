@@ -77,8 +77,11 @@ func (s *Server) readLoop() {
 
 // requestReadIndex asks raft for the commit index a read must wait for.
 func (s *Server) requestReadIndex() (uint64, error) {
-	if s.leader.Load() == 0 {
-		return 0, ErrNoLeader
+	ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
+	err := s.waitLeader(ctx)
+	cancel()
+	if err != nil {
+		return 0, err
 	}
 	rctx := binary.BigEndian.AppendUint64(nil, s.ids.Next())
 	timeout := time.NewTimer(s.requestTimeout())

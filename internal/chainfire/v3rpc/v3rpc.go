@@ -6,6 +6,7 @@ package v3rpc
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -25,13 +26,17 @@ type Options struct {
 	// Drain closes when the member shuts down; streams then end with
 	// etcd's "server stopped" so clients reconnect elsewhere.
 	Drain <-chan struct{}
+	// LeaderLoss is how long a watch stream opened with etcd's "hasleader"
+	// metadata survives without a leader before it is canceled (etcd: three
+	// election timeouts).
+	LeaderLoss time.Duration
 }
 
 // Register adds every etcd v3 service to gs.
 func Register(gs *grpc.Server, s *kvserver.Server, o Options) {
 	h := headerFiller{s}
 	pb.RegisterKVServer(gs, &kvService{s: s, h: h, maxTxnOps: o.MaxTxnOps})
-	pb.RegisterWatchServer(gs, &watchService{s: s, h: h, maxBytes: o.MaxRequestBytes, lg: o.Logger, drain: o.Drain})
+	pb.RegisterWatchServer(gs, &watchService{s: s, h: h, maxBytes: o.MaxRequestBytes, lg: o.Logger, drain: o.Drain, leaderLoss: o.LeaderLoss})
 	pb.RegisterLeaseServer(gs, &leaseService{s: s, h: h, lg: o.Logger, drain: o.Drain})
 	pb.RegisterMaintenanceServer(gs, &maintenanceService{s: s, h: h, lg: o.Logger})
 	pb.RegisterClusterServer(gs, &clusterService{s: s, h: h})
@@ -53,12 +58,7 @@ func (f headerFiller) fill(h **pb.ResponseHeader) {
 // the member has no leader, as clientv3.WithRequireLeader expects.
 func RequireLeader(s *kvserver.Server) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	noLeader := func(ctx context.Context) bool {
-		md, ok := metadata.FromIncomingContext(ctx)
-		if !ok {
-			return false
-		}
-		v := md.Get(rpctypes.MetadataRequireLeaderKey)
-		return len(v) > 0 && v[0] == rpctypes.MetadataHasLeader && s.Leader() == 0
+		return requiresLeader(ctx) && s.Leader() == 0
 	}
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if noLeader(ctx) {
@@ -163,4 +163,15 @@ func (k *kvService) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.C
 	}
 	k.h.fill(&resp.Header)
 	return resp, nil
+}
+
+// requiresLeader reports whether the caller sent etcd's "hasleader" metadata
+// (clientv3.WithRequireLeader).
+func requiresLeader(ctx context.Context) bool {
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok {
+		return false
+	}
+	v := md.Get(rpctypes.MetadataRequireLeaderKey)
+	return len(v) > 0 && v[0] == rpctypes.MetadataHasLeader
 }

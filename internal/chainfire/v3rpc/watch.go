@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -20,6 +21,8 @@ type watchService struct {
 	maxBytes int
 	lg       *slog.Logger
 	drain    <-chan struct{}
+	// leaderLoss: see Options.LeaderLoss.
+	leaderLoss time.Duration
 }
 
 // Watch serves one client watch stream: a receive goroutine registers and
@@ -60,8 +63,26 @@ func (w *watchService) Watch(stream grpc.BidiStreamingServer[pb.WatchRequest, pb
 			}
 		}
 	}()
+	// A stream that requires a leader ends once the member has been without
+	// one for leaderLoss, so the client moves to a member that has one.
+	var leaderCheck <-chan time.Time
+	if requiresLeader(ctx) && w.leaderLoss > 0 {
+		t := time.NewTicker(w.leaderLoss / 3)
+		defer t.Stop()
+		leaderCheck = t.C
+	}
+	var noLeaderSince time.Time
 	for {
 		select {
+		case <-leaderCheck:
+			switch {
+			case w.s.Leader() != 0:
+				noLeaderSince = time.Time{}
+			case noLeaderSince.IsZero():
+				noLeaderSince = time.Now()
+			case time.Since(noLeaderSince) >= w.leaderLoss:
+				return rpctypes.ErrGRPCNoLeader
+			}
 		case resp := <-st.Out():
 			w.h.fill(&resp.Header)
 			if err := w.send(stream, resp.WatchResponse, resp.Fragment); err != nil {
