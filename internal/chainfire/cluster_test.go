@@ -16,6 +16,9 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/photoncloud/photoncloud/internal/chainfire/transport"
+	"github.com/photoncloud/photoncloud/internal/platform/testcerts"
 )
 
 // testCluster is n in-process members on loopback.
@@ -596,5 +599,29 @@ func TestWatchRequiringLeaderEndsWithoutQuorum(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("watch requiring a leader survived the loss of quorum")
 		}
+	}
+}
+
+// TestPeerTLS: members talk over TLS when their peer URLs are https and
+// peer certificates are configured, with client certificates required.
+func TestPeerTLS(t *testing.T) {
+	certs := testcerts.New(t)
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.PeerTLS = TLSFiles{CertFile: certs.ServerCertFile, KeyFile: certs.ServerKeyFile, TrustedCAFile: certs.CAFile, ClientCertAuth: true}
+		cfg.ListenPeerURLs = []string{strings.Replace(cfg.ListenPeerURLs[0], "http://", "https://", 1)}
+		cfg.InitialCluster = strings.ReplaceAll(cfg.InitialCluster, "=http://", "=https://")
+	})
+	lead := c.leader()
+	ctx := ctxFor(t)
+	if _, err := c.client(lead).Put(ctx, "tls", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.client((lead+1)%3).Get(ctx, "tls")
+	if err != nil || len(got.Kvs) != 1 {
+		t.Fatalf("read on another member: %v %v", got, err)
+	}
+	// A plaintext peer cannot talk to a TLS member.
+	if _, err := transport.FetchMembership(ctx, strings.Replace(c.cfgs[0].ListenPeerURLs[0], "https://", "http://", 1), nil); err == nil {
+		t.Fatal("plaintext peer request to a TLS peer listener succeeded")
 	}
 }

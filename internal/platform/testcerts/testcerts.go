@@ -23,7 +23,7 @@ import (
 type Files struct {
 	Dir            string
 	CAFile         string // CA certificate, to trust
-	ServerCertFile string // valid for localhost, 127.0.0.1 and ::1
+	ServerCertFile string // valid for localhost, 127.0.0.1 and ::1; also usable as a client (peer) certificate
 	ServerKeyFile  string
 	ClientCertFile string // CommonName "root", so etcd-style CN auth sees user root
 	ClientKeyFile  string
@@ -100,6 +100,8 @@ func Write(dir string) (Files, error) {
 			ExtKeyUsage:  []x509.ExtKeyUsage{l.usage},
 		}
 		if l.usage == x509.ExtKeyUsageServerAuth {
+			// Members also present it as clients of each other (peer TLS).
+			tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 			tmpl.DNSNames = []string{"localhost"}
 			tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 		}
