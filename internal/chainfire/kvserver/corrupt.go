@@ -43,8 +43,8 @@ func (s *Server) corruptCheckLoop() {
 // differently, are skipped this round.
 func (s *Server) checkHashes() {
 	p := s.peerTransport()
-	if p == nil || s.hasAlarm(pb.AlarmType_CORRUPT) {
-		return
+	if p == nil || len(s.Members()) < 2 || s.hasAlarm(pb.AlarmType_CORRUPT) {
+		return // alone, there is nothing to compare with
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
 	defer cancel()
