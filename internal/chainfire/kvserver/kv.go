@@ -198,11 +198,17 @@ func (s *Server) proposeResult(ctx context.Context, r *pb.InternalRaftRequest) (
 	if len(data) > s.opts.MaxRequestBytes {
 		return result{}, ErrRequestTooLarge
 	}
-	ch := s.wait.register(id)
 	s.m.proposalsPending.Inc()
 	defer s.m.proposalsPending.Dec()
+	return submit(ctx, s, id, s.propc, data)
+}
+
+// submit hands v to the raft loop through ch and waits until the entry of
+// request id has been applied.
+func submit[T any](ctx context.Context, s *Server, id uint64, ch chan<- T, v T) (result, error) {
+	done := s.wait.register(id)
 	select {
-	case s.propc <- data:
+	case ch <- v:
 	case <-ctx.Done():
 		s.wait.cancel(id)
 		return result{}, contextErr(ctx.Err())
@@ -211,7 +217,7 @@ func (s *Server) proposeResult(ctx context.Context, r *pb.InternalRaftRequest) (
 		return result{}, ErrStopped
 	}
 	select {
-	case res := <-ch:
+	case res := <-done:
 		return res, res.err
 	case <-ctx.Done():
 		s.wait.cancel(id)

@@ -275,29 +275,10 @@ func (s *Server) proposeConfChange(ctx context.Context, typ raftpb.ConfChangeTyp
 		ctx, cancel = context.WithTimeout(ctx, s.requestTimeout())
 		defer cancel()
 	}
-	ch := s.wait.register(id)
-	select {
-	case s.confc <- cc:
-	case <-ctx.Done():
-		s.wait.cancel(id)
-		return nil, contextErr(ctx.Err())
-	case <-s.stopping:
-		s.wait.cancel(id)
-		return nil, ErrStopped
+	if _, err := submit(ctx, s, id, s.confc, cc); err != nil {
+		return nil, err
 	}
-	select {
-	case res := <-ch:
-		if res.err != nil {
-			return nil, res.err
-		}
-		return s.Members(), nil
-	case <-ctx.Done():
-		s.wait.cancel(id)
-		return nil, contextErr(ctx.Err())
-	case <-s.stopping:
-		s.wait.cancel(id)
-		return nil, ErrStopped
-	}
+	return s.Members(), nil
 }
 
 // applyMembership records a membership change committed by raft (which the

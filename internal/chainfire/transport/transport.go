@@ -158,14 +158,9 @@ func (t *Transport) AddPeer(id uint64, peerURLs []string) error {
 	if err != nil {
 		return fmt.Errorf("peer %x URL %q: %w", id, peerURLs[0], err)
 	}
-	creds := insecure.NewCredentials()
-	if u.Scheme == "https" {
-		if t.tls == nil {
-			return fmt.Errorf("peer %x URL %s needs --peer-cert-file", id, peerURLs[0])
-		}
-		cfg := t.tls.Clone()
-		cfg.ServerName = u.Hostname()
-		creds = credentials.NewTLS(cfg)
+	creds, err := peerCredentials(u, t.tls)
+	if err != nil {
+		return fmt.Errorf("peer %x: %w", id, err)
 	}
 	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxMessageBytes), grpc.MaxCallRecvMsgSize(maxMessageBytes)))
@@ -217,14 +212,8 @@ func (t *Transport) Send(msgs []*raftpb.Message) {
 
 // LeaseRenew asks the member id (the leader) to renew a lease.
 func (t *Transport) LeaseRenew(ctx context.Context, id uint64, lease int64) (int64, error) {
-	t.mu.Lock()
-	p := t.peers[id]
-	t.mu.Unlock()
-	if p == nil {
-		return 0, fmt.Errorf("no connection to member %x", id)
-	}
 	resp := &pb.LeaseKeepAliveResponse{}
-	if err := p.conn.Invoke(ctx, "/"+serviceName+"/LeaseRenew", &pb.LeaseKeepAliveRequest{ID: lease}, resp); err != nil {
+	if err := t.invoke(ctx, id, "LeaseRenew", &pb.LeaseKeepAliveRequest{ID: lease}, resp); err != nil {
 		return 0, err
 	}
 	return resp.TTL, nil
@@ -232,14 +221,8 @@ func (t *Transport) LeaseRenew(ctx context.Context, id uint64, lease int64) (int
 
 // LearnerReady asks the member id (the leader) whether a learner caught up.
 func (t *Transport) LearnerReady(ctx context.Context, id uint64, learner uint64) (bool, error) {
-	t.mu.Lock()
-	p := t.peers[id]
-	t.mu.Unlock()
-	if p == nil {
-		return false, fmt.Errorf("no connection to member %x", id)
-	}
 	resp := &wrapperspb.BoolValue{}
-	if err := p.conn.Invoke(ctx, "/"+serviceName+"/LearnerReady", wrapperspb.UInt64(learner), resp); err != nil {
+	if err := t.invoke(ctx, id, "LearnerReady", wrapperspb.UInt64(learner), resp); err != nil {
 		return false, err
 	}
 	return resp.Value, nil
@@ -247,17 +230,22 @@ func (t *Transport) LearnerReady(ctx context.Context, id uint64, learner uint64)
 
 // HashKV asks member id for its hash of the history up to rev.
 func (t *Transport) HashKV(ctx context.Context, id uint64, rev int64) (*pb.HashKVResponse, error) {
+	resp := &pb.HashKVResponse{}
+	if err := t.invoke(ctx, id, "HashKV", &pb.HashKVRequest{Revision: rev}, resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// invoke makes a unary peer call to member id.
+func (t *Transport) invoke(ctx context.Context, id uint64, method string, req, resp any) error {
 	t.mu.Lock()
 	p := t.peers[id]
 	t.mu.Unlock()
 	if p == nil {
-		return nil, fmt.Errorf("no connection to member %x", id)
+		return fmt.Errorf("no connection to member %x", id)
 	}
-	resp := &pb.HashKVResponse{}
-	if err := p.conn.Invoke(ctx, "/"+serviceName+"/HashKV", &pb.HashKVRequest{Revision: rev}, resp); err != nil {
-		return nil, err
-	}
-	return resp, nil
+	return p.conn.Invoke(ctx, "/"+serviceName+"/"+method, req, resp)
 }
 
 // FetchMembership asks the member at peerURL for its record of the cluster,
@@ -267,14 +255,9 @@ func FetchMembership(ctx context.Context, peerURL string, tlsCfg *tls.Config) ([
 	if err != nil {
 		return nil, err
 	}
-	creds := insecure.NewCredentials()
-	if u.Scheme == "https" {
-		if tlsCfg == nil {
-			return nil, fmt.Errorf("peer URL %s needs --peer-cert-file", peerURL)
-		}
-		cfg := tlsCfg.Clone()
-		cfg.ServerName = u.Hostname()
-		creds = credentials.NewTLS(cfg)
+	creds, err := peerCredentials(u, tlsCfg)
+	if err != nil {
+		return nil, err
 	}
 	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(creds))
 	if err != nil {
@@ -286,6 +269,19 @@ func FetchMembership(ctx context.Context, peerURL string, tlsCfg *tls.Config) ([
 		return nil, fmt.Errorf("membership from %s: %w", peerURL, err)
 	}
 	return resp.Value, nil
+}
+
+// peerCredentials secures a connection to an https peer URL with tlsCfg.
+func peerCredentials(u *url.URL, tlsCfg *tls.Config) (credentials.TransportCredentials, error) {
+	if u.Scheme != "https" {
+		return insecure.NewCredentials(), nil
+	}
+	if tlsCfg == nil {
+		return nil, fmt.Errorf("peer URL %s needs --peer-cert-file", u)
+	}
+	cfg := tlsCfg.Clone()
+	cfg.ServerName = u.Hostname()
+	return credentials.NewTLS(cfg), nil
 }
 
 // run keeps one stream to the peer open and feeds it from the queue.
