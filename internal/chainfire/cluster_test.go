@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -137,6 +138,32 @@ func (c *testCluster) leader() int {
 	return -1
 }
 
+// waitConverged waits until every member reports the same HashKV at the
+// same revision.
+func (c *testCluster) waitConverged(ctx context.Context, within time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var hashes []uint32
+		var revs []int64
+		for i := range c.members {
+			h, err := c.client(i).HashKV(ctx, c.members[i].ClientAddr(), 0)
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			hashes = append(hashes, h.Hash)
+			revs = append(revs, h.Header.Revision)
+		}
+		if slices.Max(hashes) == slices.Min(hashes) && slices.Max(revs) == slices.Min(revs) {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("members did not converge: hashes %v revisions %v", hashes, revs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	t.Cleanup(cancel)
@@ -201,26 +228,7 @@ func TestThreeMemberReplication(t *testing.T) {
 	}
 	c.start(lead)
 	c.leader()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var hashes []uint32
-		var revs []int64
-		for i := range c.members {
-			h, err := c.client(i).HashKV(ctx, c.members[i].ClientAddr(), 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			hashes = append(hashes, h.Hash)
-			revs = append(revs, h.Header.Revision)
-		}
-		if hashes[0] == hashes[1] && hashes[1] == hashes[2] && revs[0] == revs[1] && revs[1] == revs[2] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("members did not converge: hashes %v revisions %v", hashes, revs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	c.waitConverged(ctx, 10*time.Second)
 	ml, err := c.client(lead).MemberList(ctx)
 	if err != nil || len(ml.Members) != 3 {
 		t.Fatalf("member list: %v %v", ml, err)
@@ -421,26 +429,7 @@ func TestLaggingMemberGetsSnapshot(t *testing.T) {
 	}
 	c.start(lagger)
 	c.leader()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		var hashes []uint32
-		var revs []int64
-		for i := range c.members {
-			h, err := c.client(i).HashKV(ctx, c.members[i].ClientAddr(), 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			hashes = append(hashes, h.Hash)
-			revs = append(revs, h.Header.Revision)
-		}
-		if hashes[0] == hashes[1] && hashes[1] == hashes[2] && revs[0] == revs[1] && revs[1] == revs[2] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lagging member did not converge: hashes %v revisions %v", hashes, revs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	c.waitConverged(ctx, 15*time.Second)
 	if !strings.Contains(lagLog.String(), "installed snapshot") {
 		t.Fatalf("the lagging member caught up without a snapshot: the log was not compacted past it\n%s", lagLog.String())
 	}

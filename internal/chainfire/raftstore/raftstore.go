@@ -179,22 +179,10 @@ func (s *Store) Compact(index uint64, cs *raftpb.ConfState) error {
 	if err != nil {
 		return err
 	}
-	meta, err := proto.Marshal(snap.Metadata)
-	if err != nil {
+	// The applied state this snapshot stands for was written NoSync; the
+	// sync makes it durable before the entries that could rebuild it vanish.
+	if err := s.persistSnapshot(snap.Metadata, index+1); err != nil {
 		return err
-	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := b.Set(snapMetaKey, meta, nil); err != nil {
-		return err
-	}
-	if err := b.DeleteRange(entryKey(0), entryKey(index+1), nil); err != nil {
-		return err
-	}
-	// The applied state this snapshot stands for was written NoSync; syncing
-	// here makes it durable before the entries that could rebuild it vanish.
-	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("persist raft snapshot: %w", err)
 	}
 	if err := s.mem.Compact(index); err != nil && !errors.Is(err, raft.ErrCompacted) {
 		return err
@@ -206,24 +194,33 @@ func (s *Store) Compact(index uint64, cs *raftpb.ConfState) error {
 // its record is persisted (fsynced) and every older entry dropped. The
 // snapshot's payload is not kept: the state it carries goes to the store.
 func (s *Store) ApplySnapshot(snap *raftpb.Snapshot) error {
-	meta, err := proto.Marshal(snap.Metadata)
+	if err := s.persistSnapshot(snap.Metadata, ^uint64(0)); err != nil {
+		return err
+	}
+	err := s.mem.ApplySnapshot(&raftpb.Snapshot{Metadata: snap.Metadata})
+	if errors.Is(err, raft.ErrSnapOutOfDate) {
+		return nil
+	}
+	return err
+}
+
+// persistSnapshot records a snapshot and deletes the log entries below
+// end in one fsynced batch.
+func (s *Store) persistSnapshot(meta *raftpb.SnapshotMetadata, end uint64) error {
+	data, err := proto.Marshal(meta)
 	if err != nil {
 		return err
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := b.Set(snapMetaKey, meta, nil); err != nil {
+	if err := b.Set(snapMetaKey, data, nil); err != nil {
 		return err
 	}
-	if err := b.DeleteRange(entryKey(0), entryKey(^uint64(0)), nil); err != nil {
+	if err := b.DeleteRange(entryKey(0), entryKey(end), nil); err != nil {
 		return err
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("persist raft snapshot: %w", err)
 	}
-	err = s.mem.ApplySnapshot(&raftpb.Snapshot{Metadata: snap.Metadata})
-	if errors.Is(err, raft.ErrSnapOutOfDate) {
-		return nil
-	}
-	return err
+	return nil
 }
