@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/photoncloud/photoncloud/test/testenv"
 )
 
 // Environment variables that steer the tests.
@@ -60,7 +61,7 @@ func FindBinaries(t testing.TB) Binaries {
 	t.Helper()
 	dir := os.Getenv(EnvBinDir)
 	if dir == "" {
-		root, err := repoRoot()
+		root, err := testenv.RepoRoot()
 		if err != nil {
 			t.Fatalf("cannot find the repository root to locate bin/ (set %s): %v", EnvBinDir, err)
 		}
@@ -83,25 +84,6 @@ func FindBinaries(t testing.TB) Binaries {
 		}
 	}
 	return b
-}
-
-// repoRoot walks up from the working directory (the package directory under
-// go test) to the directory holding go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("getwd: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // ServerTLS names the server's certificate files. Client URLs and the HTTP
@@ -199,7 +181,7 @@ func NewServer(t testing.TB, opts Options) *Server {
 		opts.Name = "e2e"
 	}
 	dir := t.TempDir()
-	ports, err := freePorts(3)
+	ports, err := testenv.FreePorts(3)
 	if err != nil {
 		t.Fatalf("pick free ports: %v", err)
 	}
@@ -412,7 +394,7 @@ func (s *Server) retryPortConflict() bool {
 	if err != nil || int64(len(b)) < s.logStart || !bytes.Contains(b[s.logStart:], []byte("address already in use")) {
 		return false
 	}
-	ports, err := freePorts(3)
+	ports, err := testenv.FreePorts(3)
 	if err != nil {
 		return false
 	}
@@ -678,27 +660,6 @@ func (s *Server) CtlFail(t testing.TB, args ...string) CtlResult {
 		t.Fatalf("etcdctl succeeded, want failure: %v", r)
 	}
 	return r
-}
-
-// freePorts returns n distinct loopback ports that were free a moment ago.
-// All listeners are held until every port is picked so none repeats.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("listen: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // Ctx returns a context bounded by d and cancelled at the end of the test.

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/photoncloud/photoncloud/test/testenv"
 )
 
 // TestFlagsAndConfig checks that bad flag values stop the server at once
@@ -48,7 +50,7 @@ func TestFlagsAndConfig(t *testing.T) {
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				t.Parallel()
-				ports, err := freePorts(3)
+				ports, err := testenv.FreePorts(3)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,8 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/photoncloud/photoncloud/test/testenv"
 )
 
 // Environment variables that steer the harness.
@@ -70,7 +71,7 @@ func ServerBinary(t testing.TB) (kind, path string) {
 	}
 	dir := os.Getenv(EnvBinDir)
 	if dir == "" {
-		root, err := repoRoot()
+		root, err := testenv.RepoRoot()
 		if err != nil {
 			t.Fatalf("cannot find the repository root to locate bin/ (set %s): %v", EnvBinDir, err)
 		}
@@ -81,23 +82,6 @@ func ServerBinary(t testing.TB) (kind, path string) {
 		t.Fatalf("%s is missing or not executable: run `make build etcd` in the repository root first (or point %s at a directory holding it)", path, EnvBinDir)
 	}
 	return kind, path
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("getwd: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // ClusterOptions configure a process cluster.
@@ -183,7 +167,7 @@ func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 }
 
 func (c *Cluster) pickPorts() error {
-	ports, err := freePorts(3 * len(c.Members))
+	ports, err := testenv.FreePorts(3 * len(c.Members))
 	if err != nil {
 		return err
 	}
@@ -697,25 +681,4 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return string(bytes.Join(lines, []byte("\n")))
-}
-
-// freePorts returns n distinct loopback ports that were free a moment ago;
-// all listeners are held until every port is picked so none repeats.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("listen: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
