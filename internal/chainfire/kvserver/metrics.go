@@ -61,7 +61,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // setSizes reads the store's size from Pebble.
 func (m *Metrics) setSizes(db *pebble.DB) (total, inUse int64) {
 	mt := db.Metrics()
-	total = int64(mt.DiskSpaceUsage())
+	// Logs count by what they hold, not by their preallocated length.
+	total = int64(mt.DiskSpaceUsage()-mt.WAL.PhysicalSize-mt.WAL.ObsoletePhysicalSize) + int64(mt.WAL.Size)
 	levels := mt.Total()
 	// Live tables plus the log not yet flushed into them; Pebble's disk
 	// usage also counts obsolete files awaiting deletion, so clamp.

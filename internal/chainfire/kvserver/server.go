@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -294,6 +295,7 @@ func openDB(dir string, lg *slog.Logger) (*pebble.DB, error) {
 	opts := &pebble.Options{
 		Cache:        pebble.NewCache(64 << 20),
 		MemTableSize: 64 << 20,
+		FS:           walFS{vfs.Default},
 		Logger:       pebbleLogger{lg.With("component", "pebble")},
 	}
 	defer opts.Cache.Unref()

@@ -41,6 +41,9 @@ type Store struct {
 	// hs is the last saved hard state. MemoryStorage.InitialState does not
 	// lock, so Save keeps its own copy rather than racing with Compact.
 	hs *raftpb.HardState
+	// hsUnsaved is set while hs is newer than the stored hard state (only
+	// its commit index can be).
+	hsUnsaved bool
 }
 
 // Open loads the raft state found in db.
@@ -108,13 +111,26 @@ func (s *Store) Fresh() bool { return s.fresh }
 func (s *Store) Storage() *raft.MemoryStorage { return s.mem }
 
 // Save appends entries (replacing any conflicting tail) and records the hard
-// state, then makes them visible to raft. It fsyncs once, unless only the
-// commit index changed: raft.MustSync tells, and a lost commit index is
-// recovered from the leader.
+// state, then makes them visible to raft. It fsyncs once. A hard state in
+// which only the commit index moved is not written on its own: it rides along
+// with the next write. A commit index lost that way is harmless — raft starts
+// from the last durable one and learns the rest again (from the leader, or by
+// committing a new entry) — and it spares one write per Ready on the
+// single-client path, where every other Ready carries only a commit.
 func (s *Store) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	sync := raft.MustSync(hs, s.hs, len(ents))
-	if (hs == nil || raft.IsEmptyHardState(hs)) && len(ents) == 0 {
-		return nil
+	if hs == nil || raft.IsEmptyHardState(hs) {
+		if len(ents) == 0 {
+			return nil
+		}
+		hs = nil
+	}
+	if !sync && hs != nil {
+		s.hs, s.hsUnsaved = hs, true
+		return s.mem.SetHardState(hs)
+	}
+	if hs == nil && s.hsUnsaved {
+		hs = s.hs
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -136,7 +152,7 @@ func (s *Store) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 			}
 		}
 	}
-	if hs != nil && !raft.IsEmptyHardState(hs) {
+	if hs != nil {
 		data, err := proto.Marshal(hs)
 		if err != nil {
 			return err
@@ -157,8 +173,8 @@ func (s *Store) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 			return err
 		}
 	}
-	if hs != nil && !raft.IsEmptyHardState(hs) {
-		s.hs = hs
+	if hs != nil {
+		s.hs, s.hsUnsaved = hs, false
 		return s.mem.SetHardState(hs)
 	}
 	return nil

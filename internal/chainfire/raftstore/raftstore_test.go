@@ -133,8 +133,12 @@ func TestSaveOpenRoundTrip(t *testing.T) {
 	if err := s.Save(hardState(2, 7, 4), ents(6, 9, 2)); err != nil {
 		t.Fatal(err)
 	}
-	// Commit-only change (no fsync needed, still persisted by the batch).
+	// A commit-only change is not written by itself; it rides along with the
+	// next write, here entries without a hard state.
 	if err := s.Save(hardState(2, 7, 9), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(nil, ents(10, 10, 2)); err != nil {
 		t.Fatal(err)
 	}
 	term := func(i uint64) uint64 {
@@ -143,7 +147,7 @@ func TestSaveOpenRoundTrip(t *testing.T) {
 		}
 		return 2
 	}
-	checkLog(t, s, 1, 9, term)
+	checkLog(t, s, 1, 10, term)
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +158,7 @@ func TestSaveOpenRoundTrip(t *testing.T) {
 	if s.Fresh() {
 		t.Fatal("reopened store claims to be fresh")
 	}
-	checkLog(t, s, 1, 9, term)
+	checkLog(t, s, 1, 10, term)
 	hs, _, _ := s.Storage().InitialState()
 	if !proto.Equal(hs, hardState(2, 7, 9)) {
 		t.Fatalf("hard state after reopen = %v", hs)
