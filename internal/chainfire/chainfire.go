@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -360,6 +361,10 @@ func fetchMembership(ctx context.Context, cfg Config, members map[string][]strin
 type peerHandler struct{ kv *kvserver.Server }
 
 func (h peerHandler) Step(ctx context.Context, m *raftpb.Message) error { return h.kv.Step(ctx, m) }
+
+func (h peerHandler) ReceiveSnapshot(ctx context.Context, m *raftpb.Message, body io.Reader) error {
+	return h.kv.ReceiveSnapshot(ctx, m, body)
+}
 
 func (h peerHandler) LearnerReady(ctx context.Context, id uint64) (bool, error) {
 	ok, err := h.kv.LearnerReady(ctx, id)

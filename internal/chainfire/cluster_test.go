@@ -427,10 +427,17 @@ func TestLaggingMemberGetsSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Large values make the snapshot several stream chunks long.
+	big := strings.Repeat("x", 1<<20)
+	for i := range 5 {
+		if _, err := cli.Put(ctx, fmt.Sprintf("lag/big%d", i), big); err != nil {
+			t.Fatal(err)
+		}
+	}
 	c.start(lagger)
 	c.leader()
 	c.waitConverged(ctx, 15*time.Second)
-	if !strings.Contains(lagLog.String(), "installed snapshot") {
+	if !strings.Contains(lagLog.String(), "received snapshot") || !strings.Contains(lagLog.String(), "installed snapshot") {
 		t.Fatalf("the lagging member caught up without a snapshot: the log was not compacted past it\n%s", lagLog.String())
 	}
 	lcli := c.client(lagger)
@@ -444,6 +451,12 @@ func TestLaggingMemberGetsSnapshot(t *testing.T) {
 	want, err2 := cli.Get(ctx, "lag/000", clientv3.WithRev(5))
 	if err != nil || err2 != nil || len(old.Kvs) != len(want.Kvs) {
 		t.Fatalf("historical read on the lagging member: %v %v / %v %v", old, err, want, err2)
+	}
+	if got, err := lcli.Get(ctx, "lag/big4", clientv3.WithSerializable()); err != nil || len(got.Kvs) != 1 || len(got.Kvs[0].Value) != len(big) {
+		t.Fatalf("large value on the lagging member: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(c.cfgs[lagger].DataDir, "member", "snap", "*")); len(left) != 0 {
+		t.Fatalf("received snapshot files left behind after install: %q", left)
 	}
 	// It keeps replicating after the snapshot.
 	if _, err := cli.Put(ctx, "lag/after", "x"); err != nil {

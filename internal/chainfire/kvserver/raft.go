@@ -150,7 +150,7 @@ func (s *Server) handleReady() error {
 			return err
 		}
 		s.confState.Store(rd.Snapshot.Metadata.ConfState)
-		s.lg.Info("received snapshot from the leader", "index", rd.Snapshot.Metadata.GetIndex(), "bytes", len(rd.Snapshot.Data))
+		s.lg.Info("installing snapshot from the leader", "index", rd.Snapshot.Metadata.GetIndex())
 		select {
 		case s.applyc <- applyItem{snap: rd.Snapshot}:
 		case <-s.stopping:

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -93,6 +94,7 @@ type Options struct {
 // Peers is how a member reaches the others: the peer transport.
 type Peers interface {
 	Send(msgs []*raftpb.Message)
+	SendSnapshot(ctx context.Context, m *raftpb.Message, body io.Reader) error
 	LeaseRenew(ctx context.Context, to uint64, lease int64) (int64, error)
 	LearnerReady(ctx context.Context, to uint64, learner uint64) (bool, error)
 	HashKV(ctx context.Context, to uint64, rev int64) (*pb.HashKVResponse, error)
@@ -235,6 +237,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 func (s *Server) open() error {
 	dir := dbDir(s.opts.DataDir)
+	if err := removeSnapshotFiles(s.opts.DataDir); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3"
@@ -23,27 +27,123 @@ type snapReport struct {
 // state. raft's snapshot record only names an index; the payload is a dump
 // of the database at the current applied index, which is at or past it, and
 // carries that applied index so the follower skips the entries it covers.
-// Dumping happens off the raft loop.
+// The dump is streamed to the peer as it is produced, off the raft loop.
 func (s *Server) sendSnapshot(p Peers, m *raftpb.Message) {
 	m = proto.Clone(m).(*raftpb.Message)
+	m.Snapshot.Data = nil
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-s.stopping:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		to := fmt.Sprintf("%x", m.GetTo())
+		s.lg.Info("sending snapshot", "to", to, "index", m.Snapshot.Metadata.GetIndex())
+		pr, pw := io.Pipe()
+		dumped := make(chan int64, 1)
+		go func() {
+			n, err := s.Snapshot(ctx, pw)
+			pw.CloseWithError(err)
+			dumped <- n
+		}()
+		err := p.SendSnapshot(ctx, m, pr)
+		// Unblocks the dump if the send ended first.
+		pr.CloseWithError(errors.New("snapshot send ended"))
+		n := <-dumped
 		status := raft.SnapshotFinish
-		var buf bytes.Buffer
-		if _, err := s.Snapshot(context.Background(), &buf); err != nil {
-			s.lg.Warn("dumping snapshot for a follower failed", "to", fmt.Sprintf("%x", m.GetTo()), "err", err)
+		if err != nil {
+			s.lg.Warn("sending snapshot failed", "to", to, "err", err)
 			status = raft.SnapshotFailure
 		} else {
-			m.Snapshot.Data = buf.Bytes()
-			s.lg.Info("sending snapshot", "to", fmt.Sprintf("%x", m.GetTo()), "index", m.Snapshot.Metadata.GetIndex(), "bytes", buf.Len())
-			p.Send([]*raftpb.Message{m})
+			s.lg.Info("sent snapshot", "to", to, "index", m.Snapshot.Metadata.GetIndex(), "bytes", n)
 		}
 		select {
 		case s.snapReportc <- snapReport{to: m.GetTo(), status: status}:
 		case <-s.stopping:
 		}
 	}()
+}
+
+// snapshotFilePrefix marks a snapshot message whose payload waits in a file
+// of the member's snapshot directory rather than in the message.
+const snapshotFilePrefix = "chainfire-snapshot-file:"
+
+func snapDir(dataDir string) string { return filepath.Join(dataDir, "member", "snap") }
+
+// ReceiveSnapshot stores the leader's state streamed from body in the
+// snapshot directory, fsynced and verified, then hands raft the message with
+// a reference to that file in place of the payload. The file is removed once
+// installed; files raft never installs (an outdated snapshot) are removed at
+// the next start.
+func (s *Server) ReceiveSnapshot(ctx context.Context, m *raftpb.Message, body io.Reader) error {
+	dir := snapDir(s.opts.DataDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("snapshot directory: %w", err)
+	}
+	meta := m.GetSnapshot().GetMetadata()
+	name := fmt.Sprintf("%016x-%016x.snap", meta.GetTerm(), meta.GetIndex())
+	path := filepath.Join(dir, name)
+	n, err := writeSnapshotFile(path, body)
+	if err != nil {
+		_ = os.Remove(path + ".part")
+		return fmt.Errorf("receive snapshot at index %d: %w", meta.GetIndex(), err)
+	}
+	s.lg.Info("received snapshot", "from", fmt.Sprintf("%x", m.GetFrom()), "index", meta.GetIndex(), "bytes", n)
+	m.Snapshot.Data = []byte(snapshotFilePrefix + name)
+	return s.Step(ctx, m)
+}
+
+// writeSnapshotFile writes body to path.part, checks it is a whole snapshot,
+// fsyncs it and renames it to path.
+func writeSnapshotFile(path string, body io.Reader) (int64, error) {
+	f, err := os.OpenFile(path+".part", os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n, err := io.Copy(f, body)
+	if err != nil {
+		return n, err
+	}
+	if err := snapshot.Read(f, func(_, _ []byte) error { return nil }); err != nil {
+		return n, err
+	}
+	if err := f.Sync(); err != nil {
+		return n, err
+	}
+	return n, os.Rename(path+".part", path)
+}
+
+// openSnapshotData opens the payload of a snapshot raft hands over: a file
+// ReceiveSnapshot stored, or bytes carried in the message.
+func (s *Server) openSnapshotData(snap *raftpb.Snapshot) (r io.ReadSeeker, done func(), err error) {
+	name, ok := bytes.CutPrefix(snap.Data, []byte(snapshotFilePrefix))
+	if !ok {
+		return bytes.NewReader(snap.Data), func() {}, nil
+	}
+	if bytes.ContainsAny(name, "/\\") {
+		return nil, nil, fmt.Errorf("bad snapshot file name %q", name)
+	}
+	path := filepath.Join(snapDir(s.opts.DataDir), string(name))
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { _ = f.Close(); _ = os.Remove(path) }, nil
+}
+
+// removeSnapshotFiles deletes received snapshots left from a previous run.
+func removeSnapshotFiles(dataDir string) error {
+	if err := os.RemoveAll(snapDir(dataDir)); err != nil {
+		return fmt.Errorf("remove stale snapshots: %w", err)
+	}
+	return nil
 }
 
 // installSnapshot replaces this member's state with a snapshot's: the MVCC
@@ -58,7 +158,12 @@ func (s *Server) installSnapshot(snap *raftpb.Snapshot) error {
 	if err := b.DeleteRange([]byte("s"), []byte{0xff, 0xff, 0xff, 0xff}, nil); err != nil {
 		return err
 	}
-	if err := snapshot.Read(bytes.NewReader(snap.Data), func(k, v []byte) error {
+	data, done, err := s.openSnapshotData(snap)
+	if err != nil {
+		return fmt.Errorf("open snapshot: %w", err)
+	}
+	defer done()
+	if err := snapshot.Read(data, func(k, v []byte) error {
 		if k[0] == 'r' {
 			return nil
 		}

@@ -31,13 +31,23 @@ import (
 const queueSize = 4096
 
 // maxMessageBytes bounds one peer message: raft batches entries up to 1 MiB
-// per message, and a snapshot travels inline.
-const maxMessageBytes = 1 << 30
+// per message, but a single entry may be as large as the largest request a
+// member accepts. Snapshots do not travel as one message: see SendSnapshot.
+const maxMessageBytes = 256 << 20
+
+// snapshotChunkBytes is the size of the pieces a snapshot is streamed in, so
+// neither side holds a whole snapshot in memory and gRPC flow control paces
+// the sender to what the receiver writes to disk.
+const snapshotChunkBytes = 1 << 20
 
 // Handler is the member side of incoming peer traffic.
 type Handler interface {
 	// Step delivers a raft message to the local raft node.
 	Step(ctx context.Context, m *raftpb.Message) error
+	// ReceiveSnapshot takes a snapshot message whose payload, the leader's
+	// state, is read from body rather than carried in the message. It
+	// returns once the payload is stored and the message handed to raft.
+	ReceiveSnapshot(ctx context.Context, m *raftpb.Message, body io.Reader) error
 	// LeaseRenew renews a lease on the leader for a follower.
 	LeaseRenew(ctx context.Context, id int64) (int64, error)
 	// LearnerReady tells, on the leader, whether a learner has caught up.
@@ -57,6 +67,23 @@ func Register(gs *grpc.Server, h Handler) {
 		ServiceName: serviceName,
 		HandlerType: (*any)(nil),
 		Streams: []grpc.StreamDesc{{
+			StreamName:    "Snapshot",
+			ClientStreams: true,
+			Handler: func(_ any, stream grpc.ServerStream) error {
+				m := &raftpb.Message{}
+				if err := stream.RecvMsg(m); err != nil {
+					return err
+				}
+				if m.GetType() != raftpb.MsgSnap {
+					return fmt.Errorf("snapshot stream opened with a %s message", m.GetType())
+				}
+				body := &chunkReader{stream: stream}
+				if err := h.ReceiveSnapshot(stream.Context(), m, body); err != nil {
+					return err
+				}
+				return stream.SendMsg(&emptypb.Empty{})
+			},
+		}, {
 			StreamName:    "Messages",
 			ClientStreams: true,
 			Handler: func(_ any, stream grpc.ServerStream) error {
@@ -210,6 +237,85 @@ func (t *Transport) Send(msgs []*raftpb.Message) {
 	}
 }
 
+// SendSnapshot streams a snapshot message to its peer: the message first,
+// with its payload read from body instead of m.Snapshot.Data, in chunks. It
+// returns once the peer has stored the payload and handed the message to its
+// raft node, or with the first error of either side.
+func (t *Transport) SendSnapshot(ctx context.Context, m *raftpb.Message, body io.Reader) error {
+	t.mu.Lock()
+	p := t.peers[m.GetTo()]
+	t.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("no connection to member %x", m.GetTo())
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	desc := &grpc.StreamDesc{StreamName: "Snapshot", ClientStreams: true}
+	cs, err := p.conn.NewStream(ctx, desc, "/"+serviceName+"/Snapshot")
+	if err != nil {
+		return err
+	}
+	if err := cs.SendMsg(m); err != nil {
+		return finishStream(cs, err)
+	}
+	buf := make([]byte, snapshotChunkBytes)
+	for {
+		n, rerr := io.ReadFull(body, buf)
+		if n > 0 {
+			if err := cs.SendMsg(wrapperspb.Bytes(buf[:n])); err != nil {
+				return finishStream(cs, err)
+			}
+		}
+		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("read snapshot: %w", rerr)
+		}
+	}
+	if err := cs.CloseSend(); err != nil {
+		return finishStream(cs, err)
+	}
+	return cs.RecvMsg(&emptypb.Empty{})
+}
+
+// finishStream turns a failed send into the receiver's reason when there is
+// one: gRPC reports io.EOF on send and keeps the status for RecvMsg.
+func finishStream(cs grpc.ClientStream, err error) error {
+	if errors.Is(err, io.EOF) {
+		if rerr := cs.RecvMsg(&emptypb.Empty{}); rerr != nil {
+			return rerr
+		}
+	}
+	return err
+}
+
+// chunkReader reads the payload of a snapshot stream.
+type chunkReader struct {
+	stream grpc.ServerStream
+	buf    []byte
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		chunk := &wrapperspb.BytesValue{}
+		if err := r.stream.RecvMsg(chunk); err != nil {
+			return 0, err
+		}
+		r.buf = chunk.Value
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
 // LeaseRenew asks the member id (the leader) to renew a lease.
 func (t *Transport) LeaseRenew(ctx context.Context, id uint64, lease int64) (int64, error) {
 	resp := &pb.LeaseKeepAliveResponse{}
@@ -323,9 +429,6 @@ func (t *Transport) stream(p *peer) error {
 			return nil
 		case m := <-p.queue:
 			if err := cs.SendMsg(m); err != nil {
-				if m.GetType() == raftpb.MsgSnap {
-					t.lg.Warn("snapshot send failed", "to", fmt.Sprintf("%x", p.id), "err", err)
-				}
 				return err
 			}
 		}
