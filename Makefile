@@ -16,7 +16,7 @@ TEST_TIMEOUT ?= 30m
 MODULES := $(sort $(patsubst ./%,%,$(patsubst %/go.mod,%,$(shell find . -name go.mod -not -path './.git/*' -not -path './tools/*' -not -path './bin/*'))))
 TOOLS_DEPS := tools/go.mod tools/go.sum
 
-.PHONY: all build cmds etcd test soak dev lint bench-chainfire clean ensure-tools
+.PHONY: all build cmds etcd test soak dev lint bench-chainfire bench-chainfire-cluster clean ensure-tools
 
 all: build
 
@@ -62,6 +62,11 @@ bench-chainfire: build etcd
 	if [ -f bench/chainfire/run.sh ]; then bash bench/chainfire/run.sh; \
 	elif [ -f bench/chainfire/Makefile ]; then $(MAKE) -C bench/chainfire; \
 	else echo "bench/chainfire is not written yet" >&2; exit 1; fi
+
+# The same comparison on 3-member clusters: puts to the leader and to all
+# members, reads, watch fan-out and leader failover (bench/chainfire/README.md).
+bench-chainfire-cluster: build etcd
+	bash bench/chainfire/run.sh --cluster
 
 clean:
 	rm -rf $(BIN)

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -165,7 +167,10 @@ func (ks *keyspace) populate(ctx context.Context, c *clientv3.Client) error {
 
 // rowResult is one (server, workload, shape) measurement.
 type rowResult struct {
-	Server    string
+	Server string
+	// Target is which cluster members the clients dial ("leader", "all");
+	// empty for a single member.
+	Target    string `json:",omitempty"`
 	Workload  string
 	Clients   int
 	Conns     int
@@ -192,6 +197,13 @@ type rowResult struct {
 	// server over the window (nil when perf cannot count them).
 	SyncSyscalls map[string]int64
 	Rounds       int
+	// Watch fan-out rows: Ops counts delivered events, Writes the puts
+	// acknowledged in the window and Missing the events those puts should
+	// have produced but no watcher received.
+	Writes  int64 `json:",omitempty"`
+	Missing int64 `json:",omitempty"`
+	// Note flags a row to read with care (cluster mode: a leader change).
+	Note string `json:",omitempty"`
 
 	samples []time.Duration // sorted latencies of every measured request
 }
@@ -221,7 +233,7 @@ func (b *bench) runRow(ctx context.Context, server, workload string, sh shape, r
 	if err != nil {
 		return nil, err
 	}
-	res, runErr := b.load(ctx, p, workload, sh, row)
+	res, runErr := b.load(ctx, singleTarget(p, dir), workload, sh, row)
 	stopErr := p.stop()
 	if runErr != nil {
 		return nil, fmt.Errorf("%w; server log tail:\n%s", runErr, tail(p.logPath, 20))
@@ -237,7 +249,34 @@ func (b *bench) runRow(ctx context.Context, server, workload string, sh shape, r
 	return res, nil
 }
 
-func (b *bench) load(ctx context.Context, p *process, workload string, sh shape, row int) (*rowResult, error) {
+// target is what one row loads: the member processes of one server (one
+// member, or a cluster) and the endpoints every client connection dials.
+type target struct {
+	server    string
+	members   []*process
+	endpoints []string
+	// label names the endpoints in cluster mode ("leader", "all"); empty
+	// for a single member.
+	label string
+	// dir holds the row's by-products (perf stat output).
+	dir string
+}
+
+func singleTarget(p *process, dir string) *target {
+	return &target{server: p.name, members: []*process{p}, endpoints: []string{p.clientAddr}, dir: dir}
+}
+
+// pids is the members' pids as a comma-separated list, the form perf's -p
+// takes.
+func (t *target) pids() string {
+	var s []string
+	for _, m := range t.members {
+		s = append(s, strconv.Itoa(m.pid()))
+	}
+	return strings.Join(s, ",")
+}
+
+func (b *bench) load(ctx context.Context, t *target, workload string, sh shape, row int) (*rowResult, error) {
 	ks := newKeyspace(b.cfg.keys, b.cfg.valueSize)
 	conns := make([]*clientv3.Client, 0, sh.conns)
 	defer func() {
@@ -246,7 +285,7 @@ func (b *bench) load(ctx context.Context, p *process, workload string, sh shape,
 		}
 	}()
 	for range sh.conns {
-		c, err := newClient(p.clientAddr)
+		c, err := newClient(t.endpoints...)
 		if err != nil {
 			return nil, err
 		}
@@ -257,7 +296,7 @@ func (b *bench) load(ctx context.Context, p *process, workload string, sh shape,
 	}
 	op := ks.op(workload)
 
-	res := &rowResult{Server: p.name, Workload: workload, Clients: sh.clients, Conns: sh.conns, Rounds: 1}
+	res := &rowResult{Server: t.server, Target: t.label, Workload: workload, Clients: sh.clients, Conns: sh.conns, Rounds: 1}
 	var (
 		phase     atomic.Int32 // 0 warmup, 1 measuring, 2 stopping
 		wg        sync.WaitGroup
@@ -321,8 +360,11 @@ func (b *bench) load(ctx context.Context, p *process, workload string, sh shape,
 		err error
 	)
 	if b.cfg.attach != "" {
-		out := filepath.Join(b.cfg.attachDir, fmt.Sprintf("%s-%s-%d.attach", p.name, workload, sh.clients))
-		if att, err = startAttached(b.cfg.attach, p.pid(), out); err != nil {
+		name := fmt.Sprintf("%s-%s-%d.attach", t.server, workload, sh.clients)
+		if t.label != "" {
+			name = fmt.Sprintf("%s-%s-%s-%d.attach", t.server, workload, t.label, sh.clients)
+		}
+		if att, err = startAttached(b.cfg.attach, t.pids(), filepath.Join(b.cfg.attachDir, name)); err != nil {
 			stopLoad()
 			return nil, err
 		}
@@ -330,15 +372,15 @@ func (b *bench) load(ctx context.Context, p *process, workload string, sh shape,
 	}
 	var syncs *syncCounter
 	if b.cfg.countSyncs {
-		out := filepath.Join(filepath.Dir(p.dataDir), "syncs.csv")
-		if syncs, err = startSyncCounter(p.pid(), out); err != nil {
+		out := filepath.Join(t.dir, "syncs.csv")
+		if syncs, err = startSyncCounter(t.pids(), out); err != nil {
 			b.lg.Warn("not counting sync syscalls", "err", err)
 			b.cfg.countSyncs = false
 		} else {
 			defer syncs.a.stop()
 		}
 	}
-	before, err := takeSample(ctx, p)
+	before, err := takeSample(ctx, t.members)
 	if err != nil {
 		stopLoad()
 		return nil, err
@@ -352,7 +394,7 @@ func (b *bench) load(ctx context.Context, p *process, workload string, sh shape,
 	if !ok {
 		return nil, ctx.Err()
 	}
-	after, err := takeSample(ctx, p)
+	after, err := takeSample(ctx, t.members)
 	if err != nil {
 		return nil, err
 	}
@@ -427,7 +469,7 @@ func pool(rounds []*rowResult) *rowResult {
 		out.SyncSyscalls = map[string]int64{}
 	}
 	out.samples = nil
-	out.Ops, out.Errors, out.Conflicts = 0, 0, 0
+	out.Ops, out.Errors, out.Conflicts, out.Writes, out.Missing = 0, 0, 0, 0, 0
 	out.Elapsed, out.ServerCPU, out.LoadgenCPU, out.OtherCPU, out.MachineWindow = 0, 0, 0, 0, 0
 	out.WriteBytes, out.ServerRSS, out.Rounds = 0, 0, 0
 	for _, r := range rounds {
@@ -438,6 +480,11 @@ func pool(rounds []*rowResult) *rowResult {
 			out.FirstErr = r.FirstErr
 		}
 		out.Conflicts += r.Conflicts
+		out.Writes += r.Writes
+		out.Missing += r.Missing
+		if out.Note == "" {
+			out.Note = r.Note
+		}
 		out.Elapsed += r.Elapsed
 		out.ServerCPU += r.ServerCPU
 		out.LoadgenCPU += r.LoadgenCPU
@@ -471,16 +518,28 @@ type sample struct {
 	metrics map[string]float64
 }
 
-func takeSample(ctx context.Context, p *process) (sample, error) {
-	m, err := p.scrape(ctx)
-	if err != nil {
-		return sample{}, err
+// takeSample sums the counters of every member: a cluster's cost is that
+// of all its members.
+func takeSample(ctx context.Context, members []*process) (sample, error) {
+	s := sample{metrics: map[string]float64{}}
+	for _, p := range members {
+		m, err := p.scrape(ctx)
+		if err != nil {
+			return sample{}, err
+		}
+		for k, v := range m {
+			s.metrics[k] += v
+		}
+		ps, err := readProcStats(p.pid())
+		if err != nil {
+			return sample{}, fmt.Errorf("read server stats: %w", err)
+		}
+		s.proc.cpu += ps.cpu
+		s.proc.writeBytes += ps.writeBytes
+		s.proc.rss += ps.rss
 	}
-	ps, err := readProcStats(p.pid())
-	if err != nil {
-		return sample{}, fmt.Errorf("read server stats: %w", err)
-	}
-	return sample{at: time.Now(), proc: ps, self: selfCPU(), machine: machineBusy(), metrics: m}, nil
+	s.at, s.self, s.machine = time.Now(), selfCPU(), machineBusy()
+	return s, nil
 }
 
 // percentile returns the q-quantile of sorted (nearest rank).

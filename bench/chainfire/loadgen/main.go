@@ -12,6 +12,12 @@
 //
 // It prints a comparison table and writes it, with per-operation cost
 // details, as markdown (default bench/chainfire/results.md).
+//
+// With -cluster every row runs on a fresh 3-member cluster instead: puts
+// to the leader or spread over all members, reads spread over all members,
+// a watch fan-out (one writer, 100 watchers, delivery latency) and the time
+// to a new leader and to the first acknowledged write after kill -9 of the
+// leader (cluster.go, watch.go, failover.go).
 package main
 
 import (
@@ -61,6 +67,14 @@ type config struct {
 	countSyncs   bool
 	cpuProfile   string
 	p99Tolerance float64
+
+	// Cluster mode.
+	cluster        bool
+	clusterRows    []clusterRow
+	members        int
+	watchers       int
+	watchRate      float64
+	failoverTrials int
 }
 
 // shape is a number of concurrent clients spread over a number of gRPC
@@ -110,9 +124,12 @@ func run(lg *slog.Logger, args []string) error {
 		env.binaries[srv] = id
 	}
 	lg.Info("benchmark starting", "servers", strings.Join(cfg.servers, ","), "workloads", strings.Join(cfg.workloads, ","),
-		"duration", cfg.duration, "warmup", cfg.warmup, "workdir", workDir, "loadavg", env.loadBefore)
+		"cluster", cfg.cluster, "duration", cfg.duration, "warmup", cfg.warmup, "workdir", workDir, "loadavg", env.loadBefore)
 
 	b := &bench{cfg: cfg, lg: lg, workDir: workDir}
+	if cfg.cluster {
+		return b.runCluster(ctx, env)
+	}
 	type rowKey struct {
 		server, workload string
 		sh               shape
@@ -180,7 +197,8 @@ func parseFlags(args []string) (*config, error) {
 	}
 	fs.StringVar(&cfg.binDir, "bin-dir", defBin, "directory holding the etcd and chainfire binaries (env PHOTON_BIN_DIR)")
 	fs.StringVar(&servers, "servers", "etcd,chainfire", "servers to benchmark; the first is the baseline of the ratio")
-	fs.StringVar(&workloads, "workloads", strings.Join(allWorkloads, ","), "workloads to run")
+	fs.StringVar(&workloads, "workloads", "", "workloads to run (default "+strings.Join(allWorkloads, ",")+
+		"; with -cluster "+strings.Join(defaultClusterRows, ",")+", where @leader sends every request to the leader and @all spreads requests round robin over all members)")
 	fs.StringVar(&shapes, "shapes", "1/1,64/8", "comma-separated clients/connections shapes")
 	fs.DurationVar(&cfg.duration, "duration", envDuration("BENCH_DURATION", 10*time.Second), "measured time per row (env BENCH_DURATION)")
 	fs.DurationVar(&cfg.warmup, "warmup", envDuration("BENCH_WARMUP", 2*time.Second), "unmeasured load before each row (env BENCH_WARMUP)")
@@ -197,6 +215,11 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator itself to this file")
 	fs.Float64Var(&cfg.p99Tolerance, "p99-tolerance", 0.10, "relative p99 difference still reported as on par")
 	fs.BoolVar(&cfg.countSyncs, "count-syncs", true, "count the servers' fdatasync/fsync/sync_file_range calls with `perf stat` (skipped if perf is missing or cannot trace)")
+	fs.BoolVar(&cfg.cluster, "cluster", false, "cluster mode: every row on a fresh multi-member cluster of each server (see -workloads, -members)")
+	fs.IntVar(&cfg.members, "members", 3, "cluster mode: members per cluster")
+	fs.IntVar(&cfg.watchers, "watchers", 100, "cluster mode: watchers of the watch fan-out row, spread over the members")
+	fs.Float64Var(&cfg.watchRate, "watch-rate", 100, "cluster mode: puts per second of the watch fan-out writer")
+	fs.IntVar(&cfg.failoverTrials, "failover-trials", 5, "cluster mode: leader kills per server and round")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -210,8 +233,29 @@ func parseFlags(args []string) (*config, error) {
 		}
 	}
 	cfg.workloads = splitList(workloads)
+	switch {
+	case cfg.cluster:
+		if len(cfg.workloads) == 0 {
+			cfg.workloads = defaultClusterRows
+		}
+		for _, w := range cfg.workloads {
+			cr, err := parseClusterRow(w)
+			if err != nil {
+				return nil, err
+			}
+			cfg.clusterRows = append(cfg.clusterRows, cr)
+		}
+		if cfg.members < 1 || cfg.watchers < 1 || cfg.watchRate <= 0 || cfg.failoverTrials < 1 {
+			return nil, fmt.Errorf("-members, -watchers, -watch-rate and -failover-trials must be positive")
+		}
+		if cfg.members < 3 && slices.Contains(cfg.workloads, wFailover) {
+			return nil, fmt.Errorf("failover needs at least 3 members (a quorum must survive the kill)")
+		}
+	case len(cfg.workloads) == 0:
+		cfg.workloads = allWorkloads
+	}
 	for _, w := range cfg.workloads {
-		if !isWorkload(w) {
+		if !cfg.cluster && !isWorkload(w) {
 			return nil, fmt.Errorf("unknown workload %q (have %s)", w, strings.Join(allWorkloads, ","))
 		}
 	}

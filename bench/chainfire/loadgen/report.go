@@ -86,8 +86,8 @@ func verdict(base, cand time.Duration, tol float64) string {
 
 // detailRows show where the time and the I/O go, per server and row.
 func (r *report) detailRows() (header []string, rows [][]string) {
-	header = []string{"workload", "clients", "server", "ops/s", "p90 ms", "p99.9 ms", "max ms",
-		"server CPU µs/op", "loadgen CPU µs/op", "fdatasync+fsync/op", "sync_file_range/op", "wal_fsync metric/op", "backend commits/op", "disk KiB/op", "RSS MiB", "other procs CPU %", "errors", "cas conflicts"}
+	header = append([]string{"workload", "clients", "server"}, costHeader...)
+	header = append(header, "cas conflicts")
 	for _, w := range r.cfg.workloads {
 		for _, sh := range r.cfg.shapes {
 			for _, s := range r.cfg.servers {
@@ -95,34 +95,45 @@ func (r *report) detailRows() (header []string, rows [][]string) {
 				if res == nil {
 					continue
 				}
-				ops := float64(res.Ops)
-				per := func(v float64) string { return fmt.Sprintf("%.3f", v/ops) }
-				commits := "-"
-				if v, ok := res.Metrics["etcd_disk_backend_commit_duration_seconds_count"]; ok {
-					commits = per(v)
-				}
-				syncs, ranges := "-", "-"
-				if c := res.SyncSyscalls; c != nil {
-					syncs = per(float64(c["fdatasync"] + c["fsync"]))
-					ranges = per(float64(c["sync_file_range"]))
-				}
-				errs := fmt.Sprint(res.Errors)
-				if res.FirstErr != "" {
-					errs += " (" + res.FirstErr + ")"
-				}
-				rows = append(rows, []string{w, fmt.Sprint(sh.clients), s, fmt.Sprintf("%.0f", res.throughput()),
-					ms(res.P90), ms(res.P999), ms(res.Max),
-					fmt.Sprintf("%.1f", float64(res.ServerCPU.Microseconds())/ops),
-					fmt.Sprintf("%.1f", float64(res.LoadgenCPU.Microseconds())/ops),
-					syncs, ranges, per(res.Metrics["etcd_disk_wal_fsync_duration_seconds_count"]), commits,
-					fmt.Sprintf("%.2f", float64(res.WriteBytes)/1024/ops),
-					fmt.Sprintf("%.0f", float64(res.ServerRSS)/(1<<20)),
-					fmt.Sprintf("%.0f", res.otherCPUPercent()),
-					errs, fmt.Sprint(res.Conflicts)})
+				row := append([]string{w, fmt.Sprint(sh.clients), s}, costCells(res)...)
+				rows = append(rows, append(row, fmt.Sprint(res.Conflicts)))
 			}
 		}
 	}
 	return header, rows
+}
+
+// costHeader names the columns of costCells.
+var costHeader = []string{"ops/s", "p90 ms", "p99.9 ms", "max ms",
+	"server CPU µs/op", "loadgen CPU µs/op", "fdatasync+fsync/op", "sync_file_range/op", "wal_fsync metric/op", "backend commits/op", "disk KiB/op", "RSS MiB", "other procs CPU %", "errors"}
+
+// costCells are one result's throughput, tail latency and per-operation
+// costs.
+func costCells(res *rowResult) []string {
+	ops := float64(res.Ops)
+	per := func(v float64) string { return fmt.Sprintf("%.3f", v/ops) }
+	commits := "-"
+	if v, ok := res.Metrics["etcd_disk_backend_commit_duration_seconds_count"]; ok {
+		commits = per(v)
+	}
+	syncs, ranges := "-", "-"
+	if c := res.SyncSyscalls; c != nil {
+		syncs = per(float64(c["fdatasync"] + c["fsync"]))
+		ranges = per(float64(c["sync_file_range"]))
+	}
+	errs := fmt.Sprint(res.Errors)
+	if res.FirstErr != "" {
+		errs += " (" + res.FirstErr + ")"
+	}
+	return []string{fmt.Sprintf("%.0f", res.throughput()),
+		ms(res.P90), ms(res.P999), ms(res.Max),
+		fmt.Sprintf("%.1f", float64(res.ServerCPU.Microseconds())/ops),
+		fmt.Sprintf("%.1f", float64(res.LoadgenCPU.Microseconds())/ops),
+		syncs, ranges, per(res.Metrics["etcd_disk_wal_fsync_duration_seconds_count"]), commits,
+		fmt.Sprintf("%.2f", float64(res.WriteBytes)/1024/ops),
+		fmt.Sprintf("%.0f", float64(res.ServerRSS)/(1<<20)),
+		fmt.Sprintf("%.0f", res.otherCPUPercent()),
+		errs}
 }
 
 // ms formats a latency in milliseconds with about three significant digits.
@@ -227,7 +238,7 @@ func writeMarkdownTable(b *strings.Builder, header []string, rows [][]string) {
 	}
 }
 
-func writeJSON(path string, results []*rowResult) error {
+func writeJSON(path string, results any) error {
 	b, err := json.MarshalIndent(results, "", "  ")
 	if err != nil {
 		return err

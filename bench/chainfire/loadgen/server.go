@@ -35,7 +35,9 @@ var serverKinds = map[string]serverKind{
 
 // process is one running server member.
 type process struct {
-	name       string
+	name       string // server kind: etcd or chainfire
+	member     string // --name within its cluster
+	id         uint64 // raft member ID, known once ready (cluster mode)
 	cmd        *exec.Cmd
 	clientAddr string
 	metricsURL string
@@ -45,46 +47,80 @@ type process struct {
 	waitErr    error
 }
 
+// memberSpec is one member's identity and loopback URLs within its cluster.
+type memberSpec struct {
+	name                  string
+	client, peer, metrics string
+	initialCluster, token string
+	dataDir, logPath      string
+}
+
 // startServer starts a fresh single member of kind name with its data dir
 // under dir and waits until it serves linearizable reads.
 func startServer(ctx context.Context, lg *slog.Logger, cfg *config, name, dir string) (*process, error) {
-	kind := serverKinds[name]
 	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
 	}
-	client := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
-	metrics := fmt.Sprintf("http://127.0.0.1:%d", ports[2])
+	p, err := spawn(cfg, name, memberSpec{
+		name:           "bench",
+		client:         fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+		peer:           peer,
+		metrics:        fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
+		initialCluster: "bench=" + peer,
+		token:          "bench",
+		dataDir:        filepath.Join(dir, "data"),
+		logPath:        filepath.Join(dir, "server.log"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitReady(ctx); err != nil {
+		_ = p.stop()
+		return nil, fmt.Errorf("%s not ready: %w; log tail:\n%s", name, err, tail(p.logPath, 20))
+	}
+	lg.Debug("server ready", "server", name, "pid", p.cmd.Process.Pid, "client", p.clientAddr)
+	return p, nil
+}
+
+// spawn starts one member of kind name without waiting for it: a member of
+// a new cluster cannot serve until a quorum of its peers runs too.
+func spawn(cfg *config, name string, m memberSpec) (*process, error) {
+	kind := serverKinds[name]
 	p := &process{
 		name:       name,
-		clientAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]),
-		metricsURL: metrics + "/metrics",
-		dataDir:    filepath.Join(dir, "data"),
-		logPath:    filepath.Join(dir, "server.log"),
+		member:     m.name,
+		clientAddr: strings.TrimPrefix(m.client, "http://"),
+		metricsURL: m.metrics + "/metrics",
+		dataDir:    m.dataDir,
+		logPath:    m.logPath,
 		exited:     make(chan struct{}),
 	}
-	// Identical settings for both: one member, same quota, snapshot count,
-	// raft timings and no auto compaction (etcd's and Chainfire's defaults
-	// differ on nothing here, but spelling them out keeps it so).
+	// Identical settings for both: same quota, snapshot count, raft timings
+	// and no auto compaction (etcd's and Chainfire's defaults differ on
+	// nothing here, but spelling them out keeps it so).
 	args := []string{
-		"--name", "bench",
+		"--name", m.name,
 		"--data-dir", p.dataDir,
-		"--listen-client-urls", client,
-		"--advertise-client-urls", client,
-		"--listen-peer-urls", peer,
-		"--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "bench=" + peer,
+		"--listen-client-urls", m.client,
+		"--advertise-client-urls", m.client,
+		"--listen-peer-urls", m.peer,
+		"--initial-advertise-peer-urls", m.peer,
+		"--initial-cluster", m.initialCluster,
 		"--initial-cluster-state", "new",
-		"--initial-cluster-token", "bench",
+		"--initial-cluster-token", m.token,
 		"--quota-backend-bytes", strconv.FormatInt(cfg.quota, 10),
 		"--snapshot-count", "10000",
-		"--heartbeat-interval", "100",
-		"--election-timeout", "1000",
+		"--heartbeat-interval", strconv.Itoa(heartbeatMs),
+		"--election-timeout", strconv.Itoa(electionMs),
 		"--auto-compaction-retention", "0",
 		"--max-txn-ops", "128",
 		"--log-level", "warn",
-		kind.metricsFlag, metrics,
+		kind.metricsFlag, m.metrics,
+	}
+	if err := os.MkdirAll(filepath.Dir(p.logPath), 0o755); err != nil {
+		return nil, err
 	}
 	logFile, err := os.Create(p.logPath)
 	if err != nil {
@@ -108,13 +144,15 @@ func startServer(ctx context.Context, lg *slog.Logger, cfg *config, name, dir st
 		p.waitErr = p.cmd.Wait()
 		close(p.exited)
 	}()
-	if err := p.waitReady(ctx); err != nil {
-		_ = p.stop()
-		return nil, fmt.Errorf("%s not ready: %w; log tail:\n%s", name, err, tail(p.logPath, 20))
-	}
-	lg.Debug("server ready", "server", name, "pid", p.cmd.Process.Pid, "client", p.clientAddr)
 	return p, nil
 }
+
+// Raft timings of every member, single or clustered: etcd's defaults, given
+// explicitly so that both servers run with the same ones.
+const (
+	heartbeatMs = 100
+	electionMs  = 1000
+)
 
 func (p *process) pid() int { return p.cmd.Process.Pid }
 
@@ -265,15 +303,16 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// newClient opens one clientv3 client, i.e. one gRPC connection.
-func newClient(addr string) (*clientv3.Client, error) {
+// newClient opens one clientv3 client: one gRPC connection per endpoint,
+// requests spread round robin over the endpoints that are up.
+func newClient(addrs ...string) (*clientv3.Client, error) {
 	c, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{addr},
+		Endpoints:   addrs,
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
+		return nil, fmt.Errorf("dial %s: %w", strings.Join(addrs, ","), err)
 	}
 	return c, nil
 }
@@ -299,12 +338,13 @@ type attached struct {
 	exited chan struct{}
 }
 
-// startAttached runs the -attach template with {pid} and {out} substituted.
-// It is split on spaces; quoting is not supported.
-func startAttached(template string, pid int, out string) (*attached, error) {
+// startAttached runs the -attach template with {pid} and {out} substituted;
+// pids is one pid, or a comma-separated list for a cluster (the form perf's
+// -p takes). It is split on spaces; quoting is not supported.
+func startAttached(template string, pids string, out string) (*attached, error) {
 	var args []string
 	for _, f := range strings.Fields(template) {
-		f = strings.ReplaceAll(f, "{pid}", strconv.Itoa(pid))
+		f = strings.ReplaceAll(f, "{pid}", pids)
 		args = append(args, strings.ReplaceAll(f, "{out}", out))
 	}
 	if len(args) == 0 {
@@ -350,12 +390,12 @@ type syncCounter struct {
 	out string
 }
 
-func startSyncCounter(pid int, out string) (*syncCounter, error) {
+func startSyncCounter(pids string, out string) (*syncCounter, error) {
 	var ev []string
 	for _, e := range syncEvents {
 		ev = append(ev, "syscalls:sys_enter_"+e)
 	}
-	a, err := startAttached("perf stat -x , -e "+strings.Join(ev, ",")+" -p {pid} -o {out}", pid, out)
+	a, err := startAttached("perf stat -x , -e "+strings.Join(ev, ",")+" -p {pid} -o {out}", pids, out)
 	if err != nil {
 		return nil, err
 	}
