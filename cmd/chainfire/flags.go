@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/photoncloud/photoncloud/internal/chainfire"
+	"github.com/photoncloud/photoncloud/internal/chainfire/auth"
 )
 
 // options is everything the command line sets. Durations are kept as
@@ -17,6 +18,10 @@ type options struct {
 	configFile  string
 	logLevel    string
 	logFormat   string
+
+	// authTokenTTL is --auth-token-ttl in seconds, as etcd takes it.
+	authTokenTTL uint
+	bcryptCost   uint
 }
 
 // bindFlags declares etcd's flag names, with etcd's defaults, on fs.
@@ -54,6 +59,12 @@ func bindFlags(fs *pflag.FlagSet, o *options) {
 	fs.StringVar(&c.PeerTLS.CertFile, "peer-cert-file", "", "peer listener certificate")
 	fs.StringVar(&c.PeerTLS.KeyFile, "peer-key-file", "", "peer listener key")
 	fs.StringVar(&c.PeerTLS.TrustedCAFile, "peer-trusted-ca-file", "", "CA that signs peer certificates")
+	fs.StringVar(&c.AuthToken, "auth-token", auth.DefaultTokenSpec, `auth token type: "simple", or "jwt,pub-key=FILE,priv-key=FILE,sign-method=RS256,ttl=5m"`)
+	fs.UintVar(&o.authTokenTTL, "auth-token-ttl", uint(auth.DefaultTokenTTL/time.Second), "seconds an unused simple token stays valid")
+	fs.UintVar(&o.bcryptCost, "bcrypt-cost", uint(auth.DefaultBcryptCost), "bcrypt cost of password hashes")
+	fs.StringVar(&c.GossipAddr, "gossip-addr", "", `host:port for gossip (TCP+UDP; platform port 2381); "" turns gossip off unless --join is given`)
+	fs.StringSliceVar(&c.Join, "join", nil, "comma-separated gossip seeds (host[:port], port 2381 by default) of a cluster to join as a new member; excludes --initial-cluster")
+	fs.StringVar(&c.GossipKeyFile, "gossip-key-file", "", "file with a base64 key of 16, 24 or 32 bytes that encrypts gossip (the same on every member)")
 }
 
 // config returns the member configuration the flags describe, before defaults.
@@ -61,5 +72,7 @@ func (o *options) config() chainfire.Config {
 	c := o.cfg
 	c.HeartbeatInterval = time.Duration(o.heartbeatMs) * time.Millisecond
 	c.ElectionTimeout = time.Duration(o.electionMs) * time.Millisecond
+	c.AuthTokenTTL = time.Duration(o.authTokenTTL) * time.Second
+	c.BcryptCost = int(o.bcryptCost)
 	return c
 }

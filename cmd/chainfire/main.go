@@ -96,12 +96,17 @@ func serve(cmd *cobra.Command, o *options, stdout, stderr io.Writer) error {
 	if a := srv.HTTPAddr(); a != "" {
 		fmt.Fprintf(stdout, "chainfire: metrics at http://%s/metrics\n", a)
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+		lg.Info("shutting down", "cause", context.Cause(ctx))
+	case <-srv.Done():
+		// Removed from the cluster (exit 0, as etcd), or failed.
+		lg.Info("member stopped", "cause", srv.StopCause())
+	}
 	// Restore default signal handling so a second Ctrl-C kills a stuck shutdown.
 	stop()
-	lg.Info("shutting down", "cause", context.Cause(ctx))
 	if err := srv.Close(); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("close: %w", err)
 	}
-	return nil
+	return srv.StopCause()
 }

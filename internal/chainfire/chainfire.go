@@ -25,9 +25,11 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/photoncloud/photoncloud/internal/chainfire/auth"
 	"github.com/photoncloud/photoncloud/internal/chainfire/kvserver"
 	"github.com/photoncloud/photoncloud/internal/chainfire/lease"
 	"github.com/photoncloud/photoncloud/internal/chainfire/transport"
@@ -49,6 +51,7 @@ type Server struct {
 	httpAddr   string
 	gwConn     *grpc.ClientConn
 	peers      *transport.Transport
+	gossip     *gossipMember // nil when gossip is off (join.go)
 	closeOnce  sync.Once
 	closeErr   error
 	// drain closes when the member stops, ending long-lived streams so that
@@ -109,10 +112,23 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.httpAddr = httpListeners[0].Addr().String()
 	}
 
+	if err := s.startGossip(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !ok {
+			_ = s.closeGossip()
+		}
+	}()
+
 	members, _ := ParseInitialCluster(cfg.InitialCluster)
 	retention, retentionRevs, _ := cfg.compactionRetention()
 	var existing *kvserver.Membership
-	if cfg.InitialClusterState == "existing" && !hasMember(cfg.DataDir) {
+	if len(cfg.Join) > 0 && !hasMember(cfg.DataDir) {
+		if existing, err = s.joinCluster(ctx); err != nil {
+			return nil, err
+		}
+	} else if cfg.InitialClusterState == "existing" && !hasMember(cfg.DataDir) {
 		if existing, err = fetchMembership(ctx, cfg, members); err != nil {
 			return nil, err
 		}
@@ -137,6 +153,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		RetentionRevisions:      retentionRevs,
 		Logger:                  s.lg,
 		Metrics:                 kvserver.NewMetrics(cfg.Registry),
+		Auth: auth.Options{
+			TokenSpec: cfg.AuthToken, TokenTTL: cfg.AuthTokenTTL, BcryptCost: cfg.BcryptCost,
+			ClientCertAuth: cfg.ClientTLS.ClientCertAuth,
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start member: %w", err)
@@ -146,6 +166,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.closeAll()
 		return nil, err
 	}
+	s.startGossipLoops()
 
 	unaryLeader, streamLeader := v3rpc.RequireLeader(kv)
 	servers := map[bool]*grpc.Server{}
@@ -167,7 +188,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			}
 			gs, health = platform.NewGRPCServer(opts)
 			health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-			v3rpc.Register(gs, kv, v3rpc.Options{MaxTxnOps: cfg.MaxTxnOps, MaxRequestBytes: cfg.MaxRequestBytes, Logger: s.lg, Drain: s.drain, LeaderLoss: 3 * cfg.ElectionTimeout})
+			v3rpc.Register(gs, kv, v3rpc.Options{MaxTxnOps: cfg.MaxTxnOps, MaxRequestBytes: cfg.MaxRequestBytes, Logger: s.lg, Drain: s.drain, LeaderLoss: 3 * cfg.ElectionTimeout,
+				StatusErrors: s.gossipStatusErrors})
 			servers[c.secure] = gs
 		}
 		s.group.ServeGRPC(gs, c.l)
@@ -219,10 +241,14 @@ func (s *Server) httpHandler(ctx context.Context, secure bool) (http.Handler, er
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		},
+	}), runtime.WithMetadata(func(context.Context, *http.Request) metadata.MD {
+		// The gateway presents this member's certificate: mark its calls so
+		// that certificate never counts as the client's identity.
+		return metadata.Pairs(auth.GatewayKey, "1")
 	}))
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		gw.RegisterKVHandler, gw.RegisterWatchHandler, gw.RegisterLeaseHandler,
-		gw.RegisterClusterHandler, gw.RegisterMaintenanceHandler,
+		gw.RegisterClusterHandler, gw.RegisterMaintenanceHandler, gw.RegisterAuthHandler,
 	} {
 		if err := register(context.WithoutCancel(ctx), gwmux, conn); err != nil {
 			return nil, fmt.Errorf("register gateway: %w", err)
@@ -289,6 +315,7 @@ func (s *Server) connectPeers(cfg Config) error {
 		}
 	}
 	s.peers = transport.New(s.lg.With("component", "transport"), clientTLS, s.kv.ReportUnreachable)
+	s.peers.OnRemoved(s.kv.RemovedByPeer)
 	for _, m := range members {
 		if m.ID == s.kv.ID() {
 			continue
@@ -301,7 +328,7 @@ func (s *Server) connectPeers(cfg Config) error {
 	gs, _ := platform.NewGRPCServer(platform.GRPCOptions{
 		TLS: peerTLS, MaxRecvMsgSize: 1 << 30, Registry: nil, Logger: s.lg,
 	})
-	transport.Register(gs, peerHandler{s.kv})
+	transport.Register(gs, peerHandler{s.kv, s.GossipAddr()})
 	for _, u := range cfg.ListenPeerURLs {
 		l, secure, err := platform.ListenNetwork(u)
 		if err != nil {
@@ -358,9 +385,18 @@ func fetchMembership(ctx context.Context, cfg Config, members map[string][]strin
 }
 
 // peerHandler answers the other members.
-type peerHandler struct{ kv *kvserver.Server }
+type peerHandler struct {
+	kv         *kvserver.Server
+	gossipAddr string // "" when gossip is off
+}
 
-func (h peerHandler) Step(ctx context.Context, m *raftpb.Message) error { return h.kv.Step(ctx, m) }
+func (h peerHandler) Step(ctx context.Context, m *raftpb.Message) error {
+	err := h.kv.Step(ctx, m)
+	if errors.Is(err, kvserver.ErrMemberRemoved) {
+		return transport.ErrRemoved
+	}
+	return err
+}
 
 func (h peerHandler) ReceiveSnapshot(ctx context.Context, m *raftpb.Message, body io.Reader) error {
 	return h.kv.ReceiveSnapshot(ctx, m, body)
@@ -374,7 +410,9 @@ func (h peerHandler) LearnerReady(ctx context.Context, id uint64) (bool, error) 
 	return ok, nil
 }
 
-func (h peerHandler) Membership() ([]byte, error) { return json.Marshal(h.kv.Membership()) }
+func (h peerHandler) Membership() ([]byte, error) {
+	return membershipJSON(h.kv.Membership(), h.gossipAddr)
+}
 
 func (h peerHandler) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error) {
 	resp, err := h.kv.HashKV(ctx, rev)
@@ -398,6 +436,13 @@ func (h peerHandler) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 // ClientAddr is the bound address of the first client listener.
 func (s *Server) ClientAddr() string { return s.clientAddr }
 
+// Done is closed when the member stops by itself — removed from the cluster,
+// or failing (StopCause) — and on Close.
+func (s *Server) Done() <-chan struct{} { return s.kv.Done() }
+
+// StopCause is why the member stopped by itself; nil after a removal.
+func (s *Server) StopCause() error { return s.kv.StopCause() }
+
 // HTTPAddr is the bound address of the first HTTP listener, "" if none.
 func (s *Server) HTTPAddr() string { return s.httpAddr }
 
@@ -419,6 +464,7 @@ func (s *Server) shutdown() error {
 	defer cancel()
 	close(s.drain)
 	err := s.group.Stop(ctx)
+	err = errors.Join(err, s.closeGossip())
 	if s.gwConn != nil {
 		err = errors.Join(err, s.gwConn.Close())
 	}

@@ -3,6 +3,7 @@ package chainfire
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -369,6 +371,131 @@ func TestMembershipChanges(t *testing.T) {
 	}
 	if _, err := jcli.Put(ctx, "post", "ok"); err != nil {
 		t.Fatalf("put after remove: %v", err)
+	}
+	// The removed member stops by itself, as a removal, not a failure.
+	select {
+	case <-c.members[victim].Done():
+		if err := c.members[victim].StopCause(); err != nil {
+			t.Fatalf("removed member stopped with %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the removed member did not stop")
+	}
+}
+
+// TestConflictingMembershipChanges: two members each accept an add of the
+// same peer URL at once. Checking at propose time lets both through; raft
+// must still take only one, the same one on every member.
+func TestConflictingMembershipChanges(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.leader()
+	ctx := ctxFor(t)
+	clis := []*clientv3.Client{c.client(0), c.client(1), c.client(2)}
+	for round := range 4 {
+		peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+		errs := make([]error, 2)
+		ids := make([]uint64, 2)
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Go(func() {
+				add, err := clis[i].MemberAddAsLearner(ctx, []string{peer})
+				errs[i] = err
+				if err == nil {
+					ids[i] = add.Member.ID
+				}
+			})
+		}
+		wg.Wait()
+		var added uint64
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				if added != 0 {
+					t.Fatalf("round %d: both adds of %s succeeded", round, peer)
+				}
+				added = ids[i]
+			case !errors.Is(err, rpctypes.ErrPeerURLExist) && !errors.Is(err, rpctypes.ErrTooManyLearners):
+				t.Fatalf("round %d: add failed with %v, want a conflict error", round, err)
+			}
+		}
+		if added == 0 {
+			t.Fatalf("round %d: neither add succeeded: %v", round, errs)
+		}
+		// Every member records the same single learner.
+		eventually(t, "same membership everywhere", 10*time.Second, func() error {
+			for i, cli := range clis {
+				ml, err := cli.MemberList(ctx, clientv3.WithSerializable())
+				if err != nil {
+					return err
+				}
+				n := 0
+				for _, m := range ml.Members {
+					if slices.Contains(m.PeerURLs, peer) {
+						n++
+						if m.ID != added {
+							return fmt.Errorf("member %d lists %x for %s, want %x", i, m.ID, peer, added)
+						}
+					}
+				}
+				if len(ml.Members) != 4 || n != 1 {
+					return fmt.Errorf("member %d lists %d members, %d with %s", i, len(ml.Members), n, peer)
+				}
+			}
+			return nil
+		})
+		if _, err := clis[2].MemberRemove(ctx, added); err != nil {
+			t.Fatalf("round %d: remove the learner: %v", round, err)
+		}
+	}
+}
+
+// TestRemoveLeaderThenWrite: a write sent through a follower while the
+// removed leader is going away is not forwarded to it (and lost) but waits
+// for the next leader.
+func TestRemoveLeaderThenWrite(t *testing.T) {
+	c := newTestCluster(t, 3)
+	lead := c.leader()
+	ctx := ctxFor(t)
+	cli := c.client((lead + 1) % 3)
+	if _, err := cli.MemberRemove(ctx, c.members[lead].KV().ID()); err != nil {
+		t.Fatal(err)
+	}
+	<-c.members[lead].Done()
+	// Well below the request timeout: a lost proposal would only fail then.
+	pctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+	defer cancel()
+	if _, err := cli.Put(pctx, "after", "leader removal"); err != nil {
+		t.Fatalf("put right after removing the leader: %v", err)
+	}
+}
+
+// TestRemovedWhileDownStops: a member removed while it was down never sees
+// its removal in the log; the others tell it when it comes back, and it stops.
+func TestRemovedWhileDownStops(t *testing.T) {
+	c := newTestCluster(t, 3)
+	lead := c.leader()
+	victim := (lead + 1) % 3
+	id := c.members[victim].KV().ID()
+	c.stop(victim)
+	ctx := ctxFor(t)
+	if _, err := c.client(lead).MemberRemove(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.client(lead).Put(ctx, "after", "removal"); err != nil {
+		t.Fatal(err)
+	}
+	c.start(victim)
+	select {
+	case <-c.members[victim].Done():
+		if err := c.members[victim].StopCause(); err != nil {
+			t.Fatalf("removed member stopped with %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the member removed while down kept running")
+	}
+	// Its id is gone for good.
+	if _, err := c.client(lead).MemberPromote(ctx, id); !errors.Is(err, rpctypes.ErrMemberNotFound) {
+		t.Fatalf("promote of the removed id: %v", err)
 	}
 }
 

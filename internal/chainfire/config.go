@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/bcrypt"
 
+	"github.com/photoncloud/photoncloud/internal/chainfire/auth"
 	"github.com/photoncloud/photoncloud/internal/platform"
 )
 
@@ -87,9 +89,29 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	ElectionTimeout   time.Duration
 
+	// GossipAddr is where gossip (memberlist, TCP and UDP) listens, host:port.
+	// Empty turns gossip off, unless Join is set: then it listens on the host
+	// of the first advertised peer URL, port 2381.
+	GossipAddr string
+	// Join lists gossip seeds, host[:port] (port 2381 by default): any members
+	// of the cluster to join. A member with Join and no data adds itself as a
+	// learner and promotes itself once caught up. Excludes InitialCluster.
+	Join []string
+	// GossipKeyFile names a file holding a base64 key of 16, 24 or 32 bytes
+	// that encrypts gossip; every member needs the same key. Empty: plaintext.
+	GossipKeyFile string
+
 	// ClientTLS secures the client (gRPC) and HTTP listeners; PeerTLS the peer listener.
 	ClientTLS TLSFiles
 	PeerTLS   TLSFiles
+
+	// AuthToken is etcd's --auth-token: "simple" (default) or
+	// "jwt,pub-key=FILE,priv-key=FILE,sign-method=RS256,ttl=5m".
+	AuthToken string
+	// AuthTokenTTL is how long an unused simple token stays valid. Default 300s.
+	AuthTokenTTL time.Duration
+	// BcryptCost is the cost of the password hashes this member makes. Default 10.
+	BcryptCost int
 
 	// Logger receives the member's logs. Default slog.Default().
 	Logger *slog.Logger
@@ -117,7 +139,8 @@ func (c *Config) EnsureDefaults() {
 	if len(c.InitialAdvertisePeerURLs) == 0 {
 		c.InitialAdvertisePeerURLs = c.ListenPeerURLs
 	}
-	if c.InitialCluster == "" {
+	c.gossipDefaults()
+	if c.InitialCluster == "" && len(c.Join) == 0 {
 		c.InitialCluster = c.Name + "=" + c.InitialAdvertisePeerURLs[0]
 	}
 	if c.InitialClusterState == "" {
@@ -150,6 +173,15 @@ func (c *Config) EnsureDefaults() {
 	if c.ElectionTimeout == 0 {
 		c.ElectionTimeout = DefaultElectionTimeout
 	}
+	if c.AuthToken == "" {
+		c.AuthToken = auth.DefaultTokenSpec
+	}
+	if c.AuthTokenTTL == 0 {
+		c.AuthTokenTTL = auth.DefaultTokenTTL
+	}
+	if c.BcryptCost == 0 {
+		c.BcryptCost = auth.DefaultBcryptCost
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -168,12 +200,17 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	members, err := ParseInitialCluster(c.InitialCluster)
-	if err != nil {
+	if err := c.validateGossip(); err != nil {
 		return err
 	}
-	if _, ok := members[c.Name]; !ok {
-		return fmt.Errorf("--initial-cluster %q has no entry for member name %q", c.InitialCluster, c.Name)
+	if len(c.Join) == 0 {
+		members, err := ParseInitialCluster(c.InitialCluster)
+		if err != nil {
+			return err
+		}
+		if _, ok := members[c.Name]; !ok {
+			return fmt.Errorf("--initial-cluster %q has no entry for member name %q", c.InitialCluster, c.Name)
+		}
 	}
 	if c.InitialClusterState != "new" && c.InitialClusterState != "existing" {
 		return fmt.Errorf("--initial-cluster-state must be \"new\" or \"existing\", got %q", c.InitialClusterState)
@@ -204,6 +241,15 @@ func (c *Config) Validate() error {
 	}
 	if c.PeerTLS.Enabled() && (c.PeerTLS.CertFile == "" || c.PeerTLS.KeyFile == "") {
 		return errors.New("--peer-cert-file and --peer-key-file must be given together")
+	}
+	if err := auth.ValidateTokenSpec(c.AuthToken); err != nil {
+		return fmt.Errorf("--auth-token %q: %w", c.AuthToken, err)
+	}
+	if c.AuthTokenTTL < 0 {
+		return errors.New("--auth-token-ttl must be positive")
+	}
+	if c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost {
+		return fmt.Errorf("--bcrypt-cost %d out of range [%d, %d]", c.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost)
 	}
 	return nil
 }

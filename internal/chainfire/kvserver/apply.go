@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/photoncloud/photoncloud/internal/chainfire/auth"
 	"github.com/photoncloud/photoncloud/internal/chainfire/lease"
 	"github.com/photoncloud/photoncloud/internal/chainfire/mvcc"
 )
@@ -56,12 +57,18 @@ func (s *Server) loadAppliedState() error {
 
 	minTTL := (3*int64(s.opts.ElectionTimeout/s.opts.HeartbeatInterval)/2*int64(s.opts.HeartbeatInterval) + int64(1e9) - 1) / int64(1e9)
 	s.lessor = lease.New(minTTL, nil)
+	if err := s.openAuth(); err != nil {
+		return err
+	}
 	return s.loadLeasesAndAlarms()
 }
 
 // loadLeasesAndAlarms fills the (empty) lessor and the alarm list from the
-// database.
+// database, and reloads the auth state (at start and after a snapshot).
 func (s *Server) loadLeasesAndAlarms() error {
+	if err := s.auth.Load(s.db); err != nil {
+		return fmt.Errorf("load auth state: %w", err)
+	}
 	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: leasePrefix, UpperBound: []byte{leasePrefix[0] + 1}})
 	if err != nil {
 		return err
@@ -108,6 +115,9 @@ func (s *Server) loadLeasesAndAlarms() error {
 type applyItem struct {
 	snap *raftpb.Snapshot
 	ents []*raftpb.Entry
+	// rejected holds the raft loop's reasons for refusing membership
+	// changes among ents, by index.
+	rejected map[uint64]error
 }
 
 func (s *Server) applyLoop() {
@@ -118,13 +128,13 @@ func (s *Server) applyLoop() {
 				// The member cannot go on with a half-installed state.
 				s.lg.Error("installing snapshot failed; stopping the member", "err", err)
 				s.m.fatalErrors.Inc()
-				go s.Close()
+				s.stop(fmt.Errorf("install snapshot: %w", err))
 				return
 			}
 			continue
 		}
 		for _, e := range item.ents {
-			s.applyEntry(e)
+			s.applyEntry(e, item.rejected)
 		}
 		s.appliedWait.trigger(s.applied.Load())
 		s.maybeCompactLog()
@@ -142,7 +152,12 @@ func (s *Server) maybeCompactLog() {
 		keep = s.opts.SnapshotCount / 2
 	}
 	index := applied - keep
-	if err := s.raftLog.Compact(index, s.confState.Load()); err != nil {
+	conf, ok := s.confs.at(index)
+	if !ok {
+		return
+	}
+	rec := snapshotRecord{View: conf.view}
+	if err := s.raftLog.Compact(index, conf.cs, rec.encode()); err != nil {
 		s.lg.Warn("raft log compaction failed", "index", index, "err", err)
 		return
 	}
@@ -150,13 +165,13 @@ func (s *Server) maybeCompactLog() {
 	s.lg.Debug("compacted raft log", "index", index)
 }
 
-func (s *Server) applyEntry(e *raftpb.Entry) {
+func (s *Server) applyEntry(e *raftpb.Entry, rejected map[uint64]error) {
 	idx := e.GetIndex()
 	if idx <= s.applied.Load() {
 		return // applied before a restart; raft replays from the last snapshot
 	}
 	if e.GetType() != raftpb.EntryNormal {
-		s.applyMembership(e)
+		s.applyMembership(e, rejected[idx])
 		s.applied.Store(idx)
 		return
 	}
@@ -224,7 +239,12 @@ func (t *txnState) rev() int64 {
 func (s *Server) applyRequest(r *pb.InternalRaftRequest, idx uint64) result {
 	t := &txnState{w: s.kv.Write(), begin: s.kv.Rev()}
 	var res result
+	// Every member checks permissions against the same auth state, with
+	// the identity the proposing member stamped on the request.
+	authErr := s.auth.CheckApply(r, s.leaseKeys)
 	switch {
+	case authErr != nil:
+		res.err = authErr
 	case r.Put != nil:
 		res.resp, res.err = s.applyPut(t, r.Put)
 	case r.DeleteRange != nil:
@@ -241,6 +261,8 @@ func (s *Server) applyRequest(r *pb.InternalRaftRequest, idx uint64) result {
 		s.applyLeaseCheckpoint(t, r.LeaseCheckpoint)
 	case r.ClusterMemberAttrSet != nil:
 		s.applyMemberAttrs(t, r.ClusterMemberAttrSet)
+	case auth.IsRequest(r):
+		res = s.applyAuth(t, r, idx)
 	case r.Compaction != nil:
 		// Compaction has its own persistence; record the index first so a
 		// crash in between replays it (and the replay finds it done).

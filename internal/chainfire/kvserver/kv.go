@@ -191,6 +191,9 @@ func (s *Server) proposeResult(ctx context.Context, r *pb.InternalRaftRequest) (
 	}
 	id := s.ids.Next()
 	r.Header = &pb.RequestHeader{ID: id}
+	if err := s.stampAuth(ctx, r); err != nil {
+		return result{}, err
+	}
 	data, err := proto.Marshal(r)
 	if err != nil {
 		return result{}, err
@@ -200,8 +203,29 @@ func (s *Server) proposeResult(ctx context.Context, r *pb.InternalRaftRequest) (
 	}
 	s.m.proposalsPending.Inc()
 	defer s.m.proposalsPending.Dec()
-	return submit(ctx, s, id, s.propc, data)
+	for {
+		res, err := submit(ctx, s, id, s.propc, data)
+		if !errors.Is(err, errNotProposed) {
+			return res, err
+		}
+		// raft never took it, so it cannot apply twice: wait for a leader
+		// and hand it over again.
+		select {
+		case <-time.After(s.opts.HeartbeatInterval / 2):
+		case <-ctx.Done():
+			return result{}, contextErr(ctx.Err())
+		case <-s.stopping:
+			return result{}, ErrStopped
+		}
+		if err := s.waitLeader(ctx); err != nil {
+			return result{}, err
+		}
+	}
 }
+
+// errNotProposed fails a proposal raft did not take: no leader, a leadership
+// transfer, or a leader that was removed (forwarding to it would lose it).
+var errNotProposed = errors.New("kvserver: proposal not taken by raft")
 
 // submit hands v to the raft loop through ch and waits until the entry of
 // request id has been applied.

@@ -118,7 +118,7 @@ func (s *Server) leaseLoop() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
+				ctx, cancel := context.WithTimeout(systemContext(context.Background()), s.requestTimeout())
 				defer cancel()
 				_, err := s.propose(ctx, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}})
 				if err != nil && err != lease.ErrNotFound {

@@ -78,7 +78,7 @@ func (s *Server) applyMemberAttrs(t *txnState, r *membershippb.ClusterMemberAttr
 	if r.Member_ID == s.memberID {
 		s.attrsApplied.Store(true)
 	}
-	data, err := json.Marshal(Membership{ClusterID: s.clusterID, Members: s.members})
+	data, err := json.Marshal(s.membershipRecord())
 	if err == nil {
 		_ = t.w.Batch().Set(membersKey, data, nil)
 	}
@@ -92,6 +92,10 @@ var (
 	ErrMemberNotLearner = errors.New("kvserver: can only promote a learner member")
 	ErrLearnerNotReady  = errors.New("kvserver: learner is not in sync with the leader")
 	ErrTooManyLearners  = errors.New("kvserver: too many learner members in cluster")
+	ErrIDExists         = errors.New("kvserver: member ID already exists")
+	ErrIDRemoved        = errors.New("kvserver: member ID was removed")
+	// ErrMemberRemoved answers a peer that was removed from the cluster.
+	ErrMemberRemoved = errors.New("kvserver: the member was removed from the cluster")
 )
 
 // maxLearners is etcd's limit on learners at once.
@@ -103,7 +107,23 @@ const learnerReadyPercent = 0.9
 
 // Membership returns the recorded membership.
 func (s *Server) Membership() Membership {
-	return Membership{ClusterID: s.clusterID, Members: s.Members()}
+	s.membersMu.Lock()
+	defer s.membersMu.Unlock()
+	rec := s.membershipRecord()
+	rec.Members, rec.Removed = slices.Clone(rec.Members), slices.Clone(rec.Removed)
+	return rec
+}
+
+// membershipRecord is the membership as persisted; membersMu must be held.
+func (s *Server) membershipRecord() Membership {
+	return Membership{ClusterID: s.clusterID, Members: s.members, Removed: s.removed}
+}
+
+// isRemoved tells whether id belongs to a member removed from the cluster.
+func (s *Server) isRemoved(id uint64) bool {
+	s.membersMu.RLock()
+	defer s.membersMu.RUnlock()
+	return slices.Contains(s.removed, id)
 }
 
 // joinMembership takes the membership of the cluster this new member joins
@@ -122,7 +142,7 @@ func (s *Server) joinMembership(m *Membership) error {
 		return fmt.Errorf("the cluster has no member with peer URLs %v: add it first (etcdctl member add %s --peer-urls=%s)",
 			s.opts.PeerURLs, s.opts.Name, strings.Join(s.opts.PeerURLs, ","))
 	}
-	data, err := json.Marshal(Membership{ClusterID: s.clusterID, Members: s.members})
+	data, err := json.Marshal(s.membershipRecord())
 	if err != nil {
 		return err
 	}
@@ -275,16 +295,41 @@ func (s *Server) proposeConfChange(ctx context.Context, typ raftpb.ConfChangeTyp
 		ctx, cancel = context.WithTimeout(ctx, s.requestTimeout())
 		defer cancel()
 	}
-	if _, err := submit(ctx, s, id, s.confc, cc); err != nil {
-		return nil, err
+	done := s.wait.register(id)
+	defer s.wait.cancel(id)
+	// raft turns a change proposed while another is still pending into a
+	// no-op, silently, so the change is proposed again until it shows up
+	// applied. A duplicate that does get in is rejected by the view.
+	retry := time.NewTicker(max(5*s.opts.HeartbeatInterval, 100*time.Millisecond))
+	defer retry.Stop()
+	for {
+		select {
+		case s.confc <- cc:
+		case <-ctx.Done():
+			return nil, contextErr(ctx.Err())
+		case <-s.stopping:
+			return nil, ErrStopped
+		}
+		select {
+		case res := <-done:
+			if res.err != nil {
+				return nil, res.err
+			}
+			return s.Members(), nil
+		case <-retry.C:
+		case <-ctx.Done():
+			return nil, contextErr(ctx.Err())
+		case <-s.stopping:
+			return nil, ErrStopped
+		}
 	}
-	return s.Members(), nil
 }
 
 // applyMembership records a membership change committed by raft (which the
-// raft loop has already applied to its configuration) and connects to or
-// disconnects from the member.
-func (s *Server) applyMembership(e *raftpb.Entry) {
+// raft loop has already decided and applied to its configuration) and
+// connects to or disconnects from the member. rejected is the raft loop's
+// reason for refusing the change, if it did.
+func (s *Server) applyMembership(e *raftpb.Entry, rejected error) {
 	var cc raftpb.ConfChange
 	if e.GetType() != raftpb.EntryConfChange || proto.Unmarshal(e.Data, &cc) != nil {
 		s.commitApplied(e.GetIndex())
@@ -293,6 +338,12 @@ func (s *Server) applyMembership(e *raftpb.Entry) {
 	var m Member
 	_ = json.Unmarshal(cc.Context, &m)
 	id := cc.GetNodeId()
+	if rejected != nil {
+		s.commitApplied(e.GetIndex())
+		s.lg.Warn("membership change rejected", "change", cc.GetType().String(), "member", fmt.Sprintf("%x", id), "peer-urls", m.PeerURLs, "reason", rejected)
+		s.wait.trigger(cc.GetId(), result{err: rejected})
+		return
+	}
 	s.membersMu.Lock()
 	i := slices.IndexFunc(s.members, func(x Member) bool { return x.ID == id })
 	switch cc.GetType() {
@@ -309,12 +360,15 @@ func (s *Server) applyMembership(e *raftpb.Entry) {
 		if i >= 0 {
 			s.members = slices.Delete(s.members, i, i+1)
 		}
+		if !slices.Contains(s.removed, id) {
+			s.removed = append(s.removed, id)
+		}
 	case raftpb.ConfChangeUpdateNode:
 		if i >= 0 {
 			s.members[i].PeerURLs = m.PeerURLs
 		}
 	}
-	data, _ := json.Marshal(Membership{ClusterID: s.clusterID, Members: s.members})
+	data, _ := json.Marshal(s.membershipRecord())
 	s.membersMu.Unlock()
 
 	w := s.kv.Write()
@@ -338,7 +392,7 @@ func (s *Server) applyMembership(e *raftpb.Entry) {
 	s.wait.trigger(cc.GetId(), result{})
 	if cc.GetType() == raftpb.ConfChangeRemoveNode && id == s.memberID {
 		s.lg.Warn("this member was removed from the cluster; stopping")
-		go s.Close()
+		s.stop(nil)
 	}
 }
 
@@ -357,7 +411,7 @@ func (s *Server) reloadMembers() error {
 	}
 	old := s.Members()
 	s.membersMu.Lock()
-	s.members = rec.Members
+	s.members, s.removed = rec.Members, rec.Removed
 	s.membersMu.Unlock()
 	p := s.peerTransport()
 	if p == nil {

@@ -38,7 +38,7 @@ func (s *Server) raftLoop() {
 				// lose it, so this member stops (etcd panics in this case).
 				s.lg.Error("raft log write failed; stopping the member", "err", err)
 				s.m.fatalErrors.Inc()
-				go s.Close()
+				s.stop(fmt.Errorf("write raft log: %w", err))
 				return
 			}
 		}
@@ -113,11 +113,16 @@ func (s *Server) proposeBatch(first []byte) {
 }
 
 func (s *Server) proposeOne(data []byte) {
+	lead := s.rn.BasicStatus().Lead
+	_, member := s.view.Members[lead]
+	if lead == 0 || (lead != s.memberID && !member) {
+		s.wait.trigger(requestID(data), result{err: errNotProposed})
+		return
+	}
 	if err := s.rn.Propose(data); err != nil {
-		// Dropped (no leader, or a leadership transfer in progress): fail the
-		// waiter now rather than letting it time out.
-		id := requestID(data)
-		s.wait.trigger(id, result{err: ErrNoLeader})
+		// Dropped (a leadership transfer in progress): the proposer waits
+		// for the next leader and tries again.
+		s.wait.trigger(requestID(data), result{err: errNotProposed})
 		s.m.proposalsFailed.Inc()
 	}
 }
@@ -149,7 +154,9 @@ func (s *Server) handleReady() error {
 		if err := s.raftLog.ApplySnapshot(rd.Snapshot); err != nil {
 			return err
 		}
-		s.confState.Store(rd.Snapshot.Metadata.ConfState)
+		if err := s.resetConfView(rd.Snapshot); err != nil {
+			return err
+		}
 		s.lg.Info("installing snapshot from the leader", "index", rd.Snapshot.Metadata.GetIndex())
 		select {
 		case s.applyc <- applyItem{snap: rd.Snapshot}:
@@ -160,18 +167,37 @@ func (s *Server) handleReady() error {
 	// Committed entries are already durable: hand them to the apply loop
 	// first so applying overlaps this Ready's fsync, as etcd does.
 	if len(rd.CommittedEntries) > 0 {
+		var rejected map[uint64]error
 		for _, e := range rd.CommittedEntries {
-			if err := s.applyConfChange(e); err != nil {
+			reason, err := s.decideConfChange(e)
+			if err != nil {
 				return err
+			}
+			if reason != nil {
+				if rejected == nil {
+					rejected = map[uint64]error{}
+				}
+				rejected[e.GetIndex()] = reason
 			}
 		}
 		ents := append([]*raftpb.Entry(nil), rd.CommittedEntries...)
 		select {
-		case s.applyc <- applyItem{ents: ents}:
+		case s.applyc <- applyItem{ents: ents, rejected: rejected}:
 		case <-s.stopping:
 			return nil
 		}
 	}
+	// Messages that do not answer for this Ready's writes go out before the
+	// fsync, so a leader's appends reach the followers while it persists
+	// them itself (raft thesis 10.2.1, as etcd does). raft allows it once
+	// earlier Readies are durable, unless term or vote changed.
+	early, late := rd.Messages, []*raftpb.Message(nil)
+	if hs := rd.HardState; hs != nil && (hs.GetTerm() != s.raftLog.HardState().GetTerm() || hs.GetVote() != s.raftLog.HardState().GetVote()) {
+		early, late = nil, rd.Messages
+	} else if len(rd.Entries) > 0 {
+		early, late = splitAfterAppend(rd.Messages)
+	}
+	s.send(early)
 	synced := len(rd.Entries) > 0 || (rd.HardState != nil && raft.MustSync(rd.HardState, s.raftLog.HardState(), 0))
 	start := time.Now()
 	if err := s.raftLog.Save(rd.HardState, rd.Entries); err != nil {
@@ -180,46 +206,43 @@ func (s *Server) handleReady() error {
 	if synced {
 		s.m.walFsync.Observe(time.Since(start).Seconds())
 	}
-	if len(rd.Messages) > 0 {
-		if p := s.peerTransport(); p != nil {
-			msgs := rd.Messages[:0:0]
-			for _, m := range rd.Messages {
-				if m.GetType() == raftpb.MsgSnap {
-					s.sendSnapshot(p, m)
-					continue
-				}
-				msgs = append(msgs, m)
-			}
-			p.Send(msgs)
-		}
-	}
+	s.send(late)
 	s.rn.Advance(rd)
 	return nil
 }
 
-// applyConfChange applies membership changes to raft in the raft loop; the
-// membership record itself is kept by the apply loop.
-func (s *Server) applyConfChange(e *raftpb.Entry) error {
-	var cc raftpb.ConfChangeI
-	switch e.GetType() {
-	case raftpb.EntryConfChange:
-		var c raftpb.ConfChange
-		if err := proto.Unmarshal(e.Data, &c); err != nil {
-			return fmt.Errorf("decode conf change at %d: %w", e.GetIndex(), err)
+// splitAfterAppend separates the responses that vouch for this Ready's
+// entries (raft's msgsAfterAppend) from the messages that may leave first.
+func splitAfterAppend(msgs []*raftpb.Message) (early, late []*raftpb.Message) {
+	for _, m := range msgs {
+		switch m.GetType() {
+		case raftpb.MsgAppResp, raftpb.MsgVoteResp, raftpb.MsgPreVoteResp:
+			late = append(late, m)
+		default:
+			early = append(early, m)
 		}
-		cc = &c
-	case raftpb.EntryConfChangeV2:
-		var c raftpb.ConfChangeV2
-		if err := proto.Unmarshal(e.Data, &c); err != nil {
-			return fmt.Errorf("decode conf change at %d: %w", e.GetIndex(), err)
-		}
-		cc = &c
-	default:
-		return nil
 	}
-	cs := s.rn.ApplyConfChange(cc)
-	s.confState.Store(cs)
-	return nil
+	return early, late
+}
+
+// send hands messages to the peer transport; snapshots go their own way.
+func (s *Server) send(msgs []*raftpb.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	p := s.peerTransport()
+	if p == nil {
+		return
+	}
+	out := msgs[:0:0]
+	for _, m := range msgs {
+		if m.GetType() == raftpb.MsgSnap {
+			s.sendSnapshot(p, m)
+			continue
+		}
+		out = append(out, m)
+	}
+	p.Send(out)
 }
 
 func (s *Server) updateLeader(lead uint64, state raft.StateType) {

@@ -34,6 +34,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/photoncloud/photoncloud/internal/chainfire/auth"
 	"github.com/photoncloud/photoncloud/internal/chainfire/lease"
 	"github.com/photoncloud/photoncloud/internal/chainfire/mvcc"
 	"github.com/photoncloud/photoncloud/internal/chainfire/raftstore"
@@ -87,6 +88,10 @@ type Options struct {
 	// WatchProgressInterval is the period of progress notifications. Default 10m.
 	WatchProgressInterval time.Duration
 
+	// Auth configures authentication (--auth-token, --auth-token-ttl,
+	// --bcrypt-cost, --client-cert-auth); AppliedIndex and Logger are set here.
+	Auth auth.Options
+
 	Logger  *slog.Logger
 	Metrics *Metrics
 }
@@ -122,6 +127,7 @@ type Server struct {
 	rn        *raft.RawNode
 	kv        *mvcc.Store
 	lessor    *lease.Lessor
+	auth      *auth.Store
 	hub       *watch.Hub
 	ids       *idGenerator
 	memberID  uint64
@@ -129,6 +135,8 @@ type Server struct {
 	// members changes when members publish their client URLs.
 	membersMu sync.RWMutex
 	members   []Member
+	removed   []uint64
+	stopCause atomic.Pointer[error]
 
 	wait        *waitTable
 	appliedWait indexWait
@@ -157,7 +165,15 @@ type Server struct {
 	committed atomic.Uint64
 	applied   atomic.Uint64
 	confState atomic.Pointer[raftpb.ConfState]
-	snapIndex uint64 // owned by the apply loop
+	// view is the raft loop's membership, which membership changes are
+	// decided against (confview.go); confs the configurations since the
+	// last log compaction.
+	view  *confView
+	confs confHistory
+	// legacyReplayUntil: changes up to this index are replayed undecided,
+	// because the log's snapshot record predates views.
+	legacyReplayUntil uint64
+	snapIndex         uint64 // owned by the apply loop
 
 	alarmsMu sync.RWMutex
 	alarms   map[alarmKey]struct{}
@@ -282,6 +298,9 @@ func (s *Server) open() error {
 		return fmt.Errorf("create raft node: %w", err)
 	}
 	s.rn = rn
+	if err := s.initConfView(); err != nil {
+		return err
+	}
 	if s.raftLog.Fresh() && s.opts.Existing == nil {
 		var peers []raft.Peer
 		for _, m := range s.members {
@@ -320,7 +339,7 @@ func (s *Server) loadMembers() error {
 		if err := json.Unmarshal(v, &rec); err != nil {
 			return fmt.Errorf("decode membership: %w", err)
 		}
-		s.members, s.clusterID = rec.Members, rec.ClusterID
+		s.members, s.clusterID, s.removed = rec.Members, rec.ClusterID, rec.Removed
 		for _, m := range s.members {
 			if m.Name == s.opts.Name {
 				s.memberID = m.ID
@@ -361,7 +380,7 @@ func (s *Server) loadMembers() error {
 	}
 	slices.SortFunc(s.members, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	s.clusterID = computeClusterID(ids)
-	data, err := json.Marshal(Membership{ClusterID: s.clusterID, Members: s.members})
+	data, err := json.Marshal(s.membershipRecord())
 	if err != nil {
 		return err
 	}
@@ -373,6 +392,9 @@ func (s *Server) loadMembers() error {
 type Membership struct {
 	ClusterID uint64   `json:"clusterID"`
 	Members   []Member `json:"members"`
+	// Removed are the ids of members removed for good: raft never takes
+	// them back, and their messages are answered with "removed".
+	Removed []uint64 `json:"removed,omitempty"`
 }
 
 func (s *Server) start() {
@@ -412,6 +434,34 @@ func (s *Server) ready() <-chan struct{} {
 
 // Close stops every goroutine and closes the store. Requests in flight fail
 // with ErrStopped.
+// Done is closed when the member stops, on Close or by itself: removed from
+// the cluster (StopCause nil) or failing (StopCause says why).
+func (s *Server) Done() <-chan struct{} { return s.stopping }
+
+// StopCause is why the member stopped by itself; nil if it was removed from
+// the cluster or closed.
+func (s *Server) StopCause() error {
+	if p := s.stopCause.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// stop stops the member from inside; cause is nil for a removal.
+func (s *Server) stop(cause error) {
+	if cause != nil {
+		s.stopCause.CompareAndSwap(nil, &cause)
+	}
+	go s.Close()
+}
+
+// RemovedByPeer stops a member that a peer says was removed, as it would
+// on applying its own removal, which it may never get to see.
+func (s *Server) RemovedByPeer() {
+	s.lg.Warn("this member was removed from the cluster; stopping")
+	s.stop(nil)
+}
+
 func (s *Server) Close() error {
 	s.closeMu.Lock()
 	if s.closed {
@@ -500,6 +550,9 @@ func (s *Server) peerTransport() Peers {
 
 // Step hands a message from a peer to raft.
 func (s *Server) Step(ctx context.Context, m *raftpb.Message) error {
+	if s.isRemoved(m.GetFrom()) {
+		return ErrMemberRemoved
+	}
 	select {
 	case s.recvc <- m:
 		return nil

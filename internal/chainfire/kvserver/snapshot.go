@@ -1,7 +1,6 @@
 package kvserver
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3"
@@ -30,7 +30,12 @@ type snapReport struct {
 // The dump is streamed to the peer as it is produced, off the raft loop.
 func (s *Server) sendSnapshot(p Peers, m *raftpb.Message) {
 	m = proto.Clone(m).(*raftpb.Message)
-	m.Snapshot.Data = nil
+	// The record keeps the view of the membership at its index; the state
+	// itself travels in the stream.
+	if rec, err := decodeSnapshotRecord(m.Snapshot.Data); err == nil {
+		rec.File = ""
+		m.Snapshot.Data = rec.encode()
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -70,10 +75,6 @@ func (s *Server) sendSnapshot(p Peers, m *raftpb.Message) {
 	}()
 }
 
-// snapshotFilePrefix marks a snapshot message whose payload waits in a file
-// of the member's snapshot directory rather than in the message.
-const snapshotFilePrefix = "chainfire-snapshot-file:"
-
 func snapDir(dataDir string) string { return filepath.Join(dataDir, "member", "snap") }
 
 // ReceiveSnapshot stores the leader's state streamed from body in the
@@ -95,7 +96,12 @@ func (s *Server) ReceiveSnapshot(ctx context.Context, m *raftpb.Message, body io
 		return fmt.Errorf("receive snapshot at index %d: %w", meta.GetIndex(), err)
 	}
 	s.lg.Info("received snapshot", "from", fmt.Sprintf("%x", m.GetFrom()), "index", meta.GetIndex(), "bytes", n)
-	m.Snapshot.Data = []byte(snapshotFilePrefix + name)
+	rec, err := decodeSnapshotRecord(m.Snapshot.Data)
+	if err != nil {
+		return err
+	}
+	rec.File = name
+	m.Snapshot.Data = rec.encode()
 	return s.Step(ctx, m)
 }
 
@@ -120,17 +126,17 @@ func writeSnapshotFile(path string, body io.Reader) (int64, error) {
 	return n, os.Rename(path+".part", path)
 }
 
-// openSnapshotData opens the payload of a snapshot raft hands over: a file
-// ReceiveSnapshot stored, or bytes carried in the message.
+// openSnapshotData opens the state of a snapshot raft hands over: the file
+// ReceiveSnapshot stored.
 func (s *Server) openSnapshotData(snap *raftpb.Snapshot) (r io.ReadSeeker, done func(), err error) {
-	name, ok := bytes.CutPrefix(snap.Data, []byte(snapshotFilePrefix))
-	if !ok {
-		return bytes.NewReader(snap.Data), func() {}, nil
+	rec, err := decodeSnapshotRecord(snap.Data)
+	if err != nil {
+		return nil, nil, err
 	}
-	if bytes.ContainsAny(name, "/\\") {
-		return nil, nil, fmt.Errorf("bad snapshot file name %q", name)
+	if rec.File == "" || strings.ContainsAny(rec.File, "/\\") {
+		return nil, nil, fmt.Errorf("snapshot record names no valid state file: %q", rec.File)
 	}
-	path := filepath.Join(snapDir(s.opts.DataDir), string(name))
+	path := filepath.Join(snapDir(s.opts.DataDir), rec.File)
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err

@@ -7,6 +7,7 @@
 package raftstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 var (
 	hardStateKey = []byte("rh")
 	snapMetaKey  = []byte("rs")
+	snapDataKey  = []byte("rd")
 	entryPrefix  = []byte("rl")
 )
 
@@ -59,7 +61,14 @@ func Open(db *pebble.DB) (*Store, error) {
 	if ok, err := s.get(snapMetaKey, snap); err != nil {
 		return nil, fmt.Errorf("load snapshot metadata: %w", err)
 	} else if ok {
-		if err := s.mem.ApplySnapshot(&raftpb.Snapshot{Metadata: snap}); err != nil {
+		var data []byte
+		if v, closer, err := db.Get(snapDataKey); err == nil {
+			data = bytes.Clone(v)
+			closer.Close()
+		} else if !errors.Is(err, pebble.ErrNotFound) {
+			return nil, fmt.Errorf("load snapshot data: %w", err)
+		}
+		if err := s.mem.ApplySnapshot(&raftpb.Snapshot{Metadata: snap, Data: data}); err != nil {
 			return nil, fmt.Errorf("restore snapshot metadata: %w", err)
 		}
 	}
@@ -187,8 +196,8 @@ func (s *Store) HardState() *raftpb.HardState { return s.hs }
 // been applied durably, keeping a snapshot record (index, term, cs) in their
 // place. The configuration at index, cs, travels with the snapshot record
 // because raft cannot replay the conf changes it summarizes.
-func (s *Store) Compact(index uint64, cs *raftpb.ConfState) error {
-	snap, err := s.mem.CreateSnapshot(index, cs, nil)
+func (s *Store) Compact(index uint64, cs *raftpb.ConfState, data []byte) error {
+	snap, err := s.mem.CreateSnapshot(index, cs, data)
 	if errors.Is(err, raft.ErrSnapOutOfDate) {
 		return nil
 	}
@@ -197,7 +206,7 @@ func (s *Store) Compact(index uint64, cs *raftpb.ConfState) error {
 	}
 	// The applied state this snapshot stands for was written NoSync; the
 	// sync makes it durable before the entries that could rebuild it vanish.
-	if err := s.persistSnapshot(snap.Metadata, index+1); err != nil {
+	if err := s.persistSnapshot(snap.Metadata, data, index+1); err != nil {
 		return err
 	}
 	if err := s.mem.Compact(index); err != nil && !errors.Is(err, raft.ErrCompacted) {
@@ -210,19 +219,20 @@ func (s *Store) Compact(index uint64, cs *raftpb.ConfState) error {
 // its record is persisted (fsynced) and every older entry dropped. The
 // snapshot's payload is not kept: the state it carries goes to the store.
 func (s *Store) ApplySnapshot(snap *raftpb.Snapshot) error {
-	if err := s.persistSnapshot(snap.Metadata, ^uint64(0)); err != nil {
+	if err := s.persistSnapshot(snap.Metadata, snap.Data, ^uint64(0)); err != nil {
 		return err
 	}
-	err := s.mem.ApplySnapshot(&raftpb.Snapshot{Metadata: snap.Metadata})
+	err := s.mem.ApplySnapshot(&raftpb.Snapshot{Metadata: snap.Metadata, Data: snap.Data})
 	if errors.Is(err, raft.ErrSnapOutOfDate) {
 		return nil
 	}
 	return err
 }
 
-// persistSnapshot records a snapshot and deletes the log entries below
-// end in one fsynced batch.
-func (s *Store) persistSnapshot(meta *raftpb.SnapshotMetadata, end uint64) error {
+// persistSnapshot records a snapshot (its metadata and the application's
+// small Data, not a state) and deletes the log entries below end in one
+// fsynced batch.
+func (s *Store) persistSnapshot(meta *raftpb.SnapshotMetadata, appData []byte, end uint64) error {
 	data, err := proto.Marshal(meta)
 	if err != nil {
 		return err
@@ -230,6 +240,9 @@ func (s *Store) persistSnapshot(meta *raftpb.SnapshotMetadata, end uint64) error
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := b.Set(snapMetaKey, data, nil); err != nil {
+		return err
+	}
+	if err := b.Set(snapDataKey, appData, nil); err != nil {
 		return err
 	}
 	if err := b.DeleteRange(entryKey(0), entryKey(end), nil); err != nil {

@@ -226,7 +226,7 @@ func TestCompactKeepsLaterEntriesAndSnapshotMeta(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs := &raftpb.ConfState{Voters: []uint64{1}, AutoLeave: proto.Bool(false)}
-	if err := s.Compact(12, cs); err != nil {
+	if err := s.Compact(12, cs, []byte("view@12")); err != nil {
 		t.Fatal(err)
 	}
 	term1 := func(uint64) uint64 { return 1 }
@@ -236,7 +236,7 @@ func TestCompactKeepsLaterEntriesAndSnapshotMeta(t *testing.T) {
 	}
 	// Compacting at or below the snapshot is a no-op, not an error.
 	for _, idx := range []uint64{12, 5} {
-		if err := s.Compact(idx, cs); err != nil {
+		if err := s.Compact(idx, cs, nil); err != nil {
 			t.Fatalf("Compact(%d) after Compact(12): %v", idx, err)
 		}
 	}
@@ -256,6 +256,9 @@ func TestCompactKeepsLaterEntriesAndSnapshotMeta(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := snap.GetMetadata()
+	if string(snap.Data) != "view@12" {
+		t.Fatalf("snapshot data after reopen = %q, want the data given to Compact", snap.Data)
+	}
 	if md.GetIndex() != 12 || md.GetTerm() != 1 || !proto.Equal(md.GetConfState(), cs) {
 		t.Fatalf("snapshot metadata after reopen = %v", md)
 	}
@@ -266,7 +269,7 @@ func TestCompactKeepsLaterEntriesAndSnapshotMeta(t *testing.T) {
 	if err := s.Save(hardState(2, 1, 25), ents(21, 25, 2)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Compact(22, cs); err != nil {
+	if err := s.Compact(22, cs, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
@@ -293,7 +296,7 @@ func TestCompactWholeLog(t *testing.T) {
 	if err := s.Save(hardState(1, 1, 5), ents(1, 5, 1)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Compact(5, &raftpb.ConfState{Voters: []uint64{1}}); err != nil {
+	if err := s.Compact(5, &raftpb.ConfState{Voters: []uint64{1}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
@@ -320,7 +323,7 @@ func TestSaveIsDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 	crashed := fs.CrashClone(vfs.CrashCloneCfg{})
-	if err := s.Compact(4, &raftpb.ConfState{Voters: []uint64{1}}); err != nil {
+	if err := s.Compact(4, &raftpb.ConfState{Voters: []uint64{1}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	crashed2 := fs.CrashClone(vfs.CrashCloneCfg{})
@@ -374,7 +377,7 @@ func TestSaveConcurrentWithCompact(t *testing.T) {
 		var err error
 		for idx := range applied {
 			if idx%10 == 0 && err == nil {
-				err = s.Compact(idx-5, &raftpb.ConfState{Voters: []uint64{1}})
+				err = s.Compact(idx-5, &raftpb.ConfState{Voters: []uint64{1}}, nil)
 			}
 		}
 		done <- err

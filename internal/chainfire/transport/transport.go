@@ -21,8 +21,10 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -61,6 +63,14 @@ type Handler interface {
 
 const serviceName = "chainfire.peer.v1.Peer"
 
+// ErrRemoved is what a Handler's Step returns for a message from a member
+// that was removed from the cluster. The sender is told, and stops: without
+// it, a member removed while cut off would campaign forever.
+var ErrRemoved = errors.New("the sending member was removed from the cluster")
+
+// removedStatus carries ErrRemoved on the wire.
+var removedStatus = status.New(codes.FailedPrecondition, "chainfire: "+ErrRemoved.Error())
+
 // Register serves the peer service for h on gs.
 func Register(gs *grpc.Server, h Handler) {
 	gs.RegisterService(&grpc.ServiceDesc{
@@ -96,6 +106,9 @@ func Register(gs *grpc.Server, h Handler) {
 						return err
 					}
 					if err := h.Step(stream.Context(), m); err != nil {
+						if errors.Is(err, ErrRemoved) {
+							return removedStatus.Err()
+						}
 						return err
 					}
 				}
@@ -158,9 +171,18 @@ type Transport struct {
 	tls         *tls.Config
 	unreachable func(id uint64)
 
-	mu    sync.Mutex
-	peers map[uint64]*peer
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	peers   map[uint64]*peer
+	removed func()
+	wg      sync.WaitGroup
+}
+
+// OnRemoved sets what to do when a peer answers that this member was
+// removed from the cluster.
+func (t *Transport) OnRemoved(fn func()) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.removed = fn
 }
 
 // New returns a transport. tlsCfg secures connections when not nil;
@@ -429,6 +451,19 @@ func (t *Transport) stream(p *peer) error {
 			return nil
 		case m := <-p.queue:
 			if err := cs.SendMsg(m); err != nil {
+				// The peer ended the stream: its reason comes with RecvMsg.
+				if errors.Is(err, io.EOF) {
+					err = cs.RecvMsg(&emptypb.Empty{})
+				}
+				if st, ok := status.FromError(err); ok && st.Code() == removedStatus.Code() && st.Message() == removedStatus.Message() {
+					t.lg.Warn("a peer says this member was removed from the cluster", "peer", fmt.Sprintf("%x", p.id))
+					t.mu.Lock()
+					fn := t.removed
+					t.mu.Unlock()
+					if fn != nil {
+						fn()
+					}
+				}
 				return err
 			}
 		}

@@ -23,12 +23,18 @@ func toPB(ms []kvserver.Member) []*pb.Member {
 }
 
 func (c *clusterService) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
+	if err := requireUser(ctx, c.s); err != nil {
+		return nil, err
+	}
 	resp := &pb.MemberListResponse{Members: toPB(c.s.Members())}
 	c.h.fill(&resp.Header)
 	return resp, nil
 }
 
 func (c *clusterService) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
+	if err := requireAdmin(ctx, c.s); err != nil {
+		return nil, err
+	}
 	m, members, err := c.s.MemberAdd(ctx, r.PeerURLs, r.IsLearner)
 	if err != nil {
 		return nil, togRPCError(err)
@@ -39,6 +45,9 @@ func (c *clusterService) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) 
 }
 
 func (c *clusterService) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+	if err := requireAdmin(ctx, c.s); err != nil {
+		return nil, err
+	}
 	members, err := c.s.MemberRemove(ctx, r.ID)
 	if err != nil {
 		return nil, togRPCError(err)
@@ -49,6 +58,9 @@ func (c *clusterService) MemberRemove(ctx context.Context, r *pb.MemberRemoveReq
 }
 
 func (c *clusterService) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
+	if err := requireAdmin(ctx, c.s); err != nil {
+		return nil, err
+	}
 	members, err := c.s.MemberUpdate(ctx, r.ID, r.PeerURLs)
 	if err != nil {
 		return nil, togRPCError(err)
@@ -59,6 +71,9 @@ func (c *clusterService) MemberUpdate(ctx context.Context, r *pb.MemberUpdateReq
 }
 
 func (c *clusterService) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
+	if err := requireAdmin(ctx, c.s); err != nil {
+		return nil, err
+	}
 	members, err := c.s.MemberPromote(ctx, r.ID)
 	if err != nil {
 		return nil, togRPCError(err)

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/photoncloud/photoncloud/internal/chainfire/auth"
 	"github.com/photoncloud/photoncloud/internal/chainfire/kvserver"
 	"github.com/photoncloud/photoncloud/internal/chainfire/lease"
 	"github.com/photoncloud/photoncloud/internal/chainfire/mvcc"
@@ -31,6 +32,8 @@ var errorTable = []struct {
 	{kvserver.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
 	{kvserver.ErrBadTransferee, rpctypes.ErrGRPCBadLeaderTransferee},
 	{kvserver.ErrMemberNotFound, rpctypes.ErrGRPCMemberNotFound},
+	{kvserver.ErrIDRemoved, rpctypes.ErrGRPCMemberNotFound},
+	{kvserver.ErrIDExists, rpctypes.ErrGRPCMemberExist},
 	{kvserver.ErrPeerURLExists, rpctypes.ErrGRPCPeerURLExist},
 	{kvserver.ErrMemberBadURLs, rpctypes.ErrGRPCMemberBadURLs},
 	{kvserver.ErrMemberNotLearner, rpctypes.ErrGRPCMemberNotLearner},
@@ -40,6 +43,23 @@ var errorTable = []struct {
 	{lease.ErrExists, rpctypes.ErrGRPCLeaseExist},
 	{lease.ErrTTLTooLarge, rpctypes.ErrGRPCLeaseTTLTooLarge},
 	{lease.ErrNotPrimary, rpctypes.ErrGRPCNotLeader},
+	{auth.ErrRootUserNotExist, rpctypes.ErrGRPCRootUserNotExist},
+	{auth.ErrRootRoleNotExist, rpctypes.ErrGRPCRootRoleNotExist},
+	{auth.ErrUserAlreadyExist, rpctypes.ErrGRPCUserAlreadyExist},
+	{auth.ErrUserEmpty, rpctypes.ErrGRPCUserEmpty},
+	{auth.ErrUserNotFound, rpctypes.ErrGRPCUserNotFound},
+	{auth.ErrRoleAlreadyExist, rpctypes.ErrGRPCRoleAlreadyExist},
+	{auth.ErrRoleNotFound, rpctypes.ErrGRPCRoleNotFound},
+	{auth.ErrRoleEmpty, rpctypes.ErrGRPCRoleEmpty},
+	{auth.ErrAuthFailed, rpctypes.ErrGRPCAuthFailed},
+	{auth.ErrPermissionNotGiven, rpctypes.ErrGRPCPermissionNotGiven},
+	{auth.ErrPermissionDenied, rpctypes.ErrGRPCPermissionDenied},
+	{auth.ErrRoleNotGranted, rpctypes.ErrGRPCRoleNotGranted},
+	{auth.ErrPermissionNotGranted, rpctypes.ErrGRPCPermissionNotGranted},
+	{auth.ErrAuthNotEnabled, rpctypes.ErrGRPCAuthNotEnabled},
+	{auth.ErrInvalidAuthToken, rpctypes.ErrGRPCInvalidAuthToken},
+	{auth.ErrInvalidAuthMgmt, rpctypes.ErrGRPCInvalidAuthMgmt},
+	{auth.ErrAuthOldRevision, rpctypes.ErrGRPCAuthOldRevision},
 	{context.Canceled, rpctypes.ErrGRPCCanceled},
 	{context.DeadlineExceeded, rpctypes.ErrGRPCDeadlineExceeded},
 }

@@ -23,6 +23,9 @@ type leaseService struct {
 }
 
 func (l *leaseService) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
+	if err := requireUser(ctx, l.s); err != nil {
+		return nil, err
+	}
 	resp, err := l.s.LeaseGrant(ctx, r)
 	if err != nil {
 		return nil, togRPCError(err)
@@ -32,6 +35,10 @@ func (l *leaseService) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) 
 }
 
 func (l *leaseService) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
+	// Write permission on the attached keys is checked when applied.
+	if err := requireUser(ctx, l.s); err != nil {
+		return nil, err
+	}
 	resp, err := l.s.LeaseRevoke(ctx, r)
 	if err != nil {
 		return nil, togRPCError(err)
@@ -41,6 +48,14 @@ func (l *leaseService) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest
 }
 
 func (l *leaseService) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
+	if err := requireUser(ctx, l.s); err != nil {
+		return nil, err
+	}
+	if r.Keys {
+		if err := checkLeaseKeys(ctx, l.s, []int64{r.ID}, false); err != nil {
+			return nil, err
+		}
+	}
 	resp, err := l.s.LeaseTimeToLive(ctx, r)
 	if err != nil {
 		return nil, togRPCError(err)
@@ -53,6 +68,14 @@ func (l *leaseService) LeaseLeases(ctx context.Context, r *pb.LeaseLeasesRequest
 	resp, err := l.s.LeaseLeases(ctx)
 	if err != nil {
 		return nil, togRPCError(err)
+	}
+	// Listing leases needs read permission on every key attached to any.
+	ids := make([]int64, len(resp.Leases))
+	for i, ls := range resp.Leases {
+		ids[i] = ls.ID
+	}
+	if err := checkLeaseKeys(ctx, l.s, ids, false); err != nil {
+		return nil, err
 	}
 	l.h.fill(&resp.Header)
 	return resp, nil
@@ -95,6 +118,10 @@ func (l *leaseService) LeaseKeepAlive(stream grpc.BidiStreamingServer[pb.LeaseKe
 			return rpctypes.ErrGRPCStopped
 		case <-ctx.Done():
 			return togRPCError(ctx.Err())
+		}
+		// Renewing keeps the attached keys alive: it needs write permission.
+		if err := checkLeaseKeys(ctx, l.s, []int64{req.ID}, true); err != nil {
+			return err
 		}
 		ttl, err := l.s.LeaseRenew(ctx, req.ID)
 		if errors.Is(err, lease.ErrNotFound) {

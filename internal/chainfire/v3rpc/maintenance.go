@@ -20,12 +20,21 @@ const snapshotChunk = 32 << 10
 
 type maintenanceService struct {
 	pb.UnimplementedMaintenanceServer
-	s  *kvserver.Server
-	h  headerFiller
-	lg *slog.Logger
+	s            *kvserver.Server
+	h            headerFiller
+	lg           *slog.Logger
+	statusErrors func() []string
 }
 
 func (m *maintenanceService) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	// Listing alarms is for any user; raising or clearing them for admins.
+	check := requireAdmin
+	if r.Action == pb.AlarmRequest_GET {
+		check = requireUser
+	}
+	if err := check(ctx, m.s); err != nil {
+		return nil, err
+	}
 	resp, err := m.s.Alarm(ctx, r)
 	if err != nil {
 		return nil, togRPCError(err)
@@ -35,15 +44,24 @@ func (m *maintenanceService) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb
 }
 
 func (m *maintenanceService) Status(ctx context.Context, r *pb.StatusRequest) (*pb.StatusResponse, error) {
+	if err := requireUser(ctx, m.s); err != nil {
+		return nil, err
+	}
 	resp, err := m.s.Status(ctx)
 	if err != nil {
 		return nil, togRPCError(err)
+	}
+	if m.statusErrors != nil {
+		resp.Errors = append(resp.Errors, m.statusErrors()...)
 	}
 	m.h.fill(&resp.Header)
 	return resp, nil
 }
 
 func (m *maintenanceService) Defragment(ctx context.Context, r *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
+	if err := requireAdmin(ctx, m.s); err != nil {
+		return nil, err
+	}
 	if err := m.s.Defragment(ctx); err != nil {
 		return nil, togRPCError(err)
 	}
@@ -53,6 +71,9 @@ func (m *maintenanceService) Defragment(ctx context.Context, r *pb.DefragmentReq
 }
 
 func (m *maintenanceService) Hash(ctx context.Context, r *pb.HashRequest) (*pb.HashResponse, error) {
+	if err := requireAdmin(ctx, m.s); err != nil {
+		return nil, err
+	}
 	resp, err := m.s.Hash(ctx)
 	if err != nil {
 		return nil, togRPCError(err)
@@ -62,6 +83,9 @@ func (m *maintenanceService) Hash(ctx context.Context, r *pb.HashRequest) (*pb.H
 }
 
 func (m *maintenanceService) HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb.HashKVResponse, error) {
+	if err := requireAdmin(ctx, m.s); err != nil {
+		return nil, err
+	}
 	resp, err := m.s.HashKV(ctx, r.Revision)
 	if err != nil {
 		return nil, togRPCError(err)
@@ -74,6 +98,9 @@ func (m *maintenanceService) HashKV(ctx context.Context, r *pb.HashKVRequest) (*
 // can report the remaining bytes and the copy is consistent however slowly
 // the client reads.
 func (m *maintenanceService) Snapshot(r *pb.SnapshotRequest, stream grpc.ServerStreamingServer[pb.SnapshotResponse]) error {
+	if err := requireAdmin(stream.Context(), m.s); err != nil {
+		return err
+	}
 	f, err := os.CreateTemp("", "chainfire-snapshot-*")
 	if err != nil {
 		return status.Errorf(codes.Internal, "create snapshot file: %v", err)
@@ -111,6 +138,9 @@ func (m *maintenanceService) Snapshot(r *pb.SnapshotRequest, stream grpc.ServerS
 }
 
 func (m *maintenanceService) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
+	if err := requireAdmin(ctx, m.s); err != nil {
+		return nil, err
+	}
 	if err := m.s.MoveLeader(ctx, r.TargetID); err != nil {
 		return nil, togRPCError(err)
 	}
@@ -120,5 +150,8 @@ func (m *maintenanceService) MoveLeader(ctx context.Context, r *pb.MoveLeaderReq
 }
 
 func (m *maintenanceService) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
+	if err := requireAdmin(ctx, m.s); err != nil {
+		return nil, err
+	}
 	return nil, status.Error(codes.Unimplemented, "chainfire: cluster downgrade is not supported")
 }

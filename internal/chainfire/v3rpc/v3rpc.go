@@ -1,6 +1,7 @@
 // Package v3rpc is Chainfire's face on the wire: the etcd v3 gRPC services
-// (KV, Watch, Lease, Maintenance, Cluster) implemented on top of kvserver,
-// with etcd's request validation, response headers and error values.
+// (KV, Watch, Lease, Maintenance, Cluster, Auth) implemented on top of
+// kvserver, with etcd's request validation, permission checks, response
+// headers and error values.
 package v3rpc
 
 import (
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/photoncloud/photoncloud/internal/chainfire/auth"
 	"github.com/photoncloud/photoncloud/internal/chainfire/kvserver"
 )
 
@@ -30,6 +32,9 @@ type Options struct {
 	// metadata survives without a leader before it is canceled (etcd: three
 	// election timeouts).
 	LeaderLoss time.Duration
+	// StatusErrors, when set, adds member health problems (seen through
+	// gossip) to the Errors of Status.
+	StatusErrors func() []string
 }
 
 // Register adds every etcd v3 service to gs.
@@ -38,8 +43,9 @@ func Register(gs *grpc.Server, s *kvserver.Server, o Options) {
 	pb.RegisterKVServer(gs, &kvService{s: s, h: h, maxTxnOps: o.MaxTxnOps})
 	pb.RegisterWatchServer(gs, &watchService{s: s, h: h, maxBytes: o.MaxRequestBytes, lg: o.Logger, drain: o.Drain, leaderLoss: o.LeaderLoss})
 	pb.RegisterLeaseServer(gs, &leaseService{s: s, h: h, lg: o.Logger, drain: o.Drain})
-	pb.RegisterMaintenanceServer(gs, &maintenanceService{s: s, h: h, lg: o.Logger})
+	pb.RegisterMaintenanceServer(gs, &maintenanceService{s: s, h: h, lg: o.Logger, statusErrors: o.StatusErrors})
 	pb.RegisterClusterServer(gs, &clusterService{s: s, h: h})
+	pb.RegisterAuthServer(gs, &authService{s: s, h: h})
 }
 
 // headerFiller completes response headers with the member's identity.
@@ -86,7 +92,13 @@ func (k *kvService) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRes
 	if err := checkRangeRequest(r); err != nil {
 		return nil, err
 	}
-	resp, err := k.s.Range(ctx, r)
+	var resp *pb.RangeResponse
+	err := k.s.CheckedRead(ctx, func(ai *auth.AuthInfo) error {
+		return k.s.Auth().IsRangePermitted(ai, r.Key, r.RangeEnd)
+	}, func() (err error) {
+		resp, err = k.s.Range(ctx, r)
+		return err
+	})
 	if err != nil {
 		return nil, togRPCError(err)
 	}
@@ -104,11 +116,16 @@ func (k *kvService) RangeStream(r *pb.RangeRequest, stream grpc.ServerStreamingS
 	if r.MinModRevision != 0 || r.MaxModRevision != 0 || r.MinCreateRevision != 0 || r.MaxCreateRevision != 0 {
 		return status.Error(codes.Unimplemented, "RangeStream does not support revision filters")
 	}
-	err := k.s.RangeStream(stream.Context(), r, func(resp *pb.RangeResponse) error {
-		if resp.Header != nil {
-			k.h.fill(&resp.Header)
-		}
-		return stream.Send(&pb.RangeStreamResponse{RangeResponse: resp})
+	ctx := stream.Context()
+	err := k.s.CheckedRead(ctx, func(ai *auth.AuthInfo) error {
+		return k.s.Auth().IsRangePermitted(ai, r.Key, r.RangeEnd)
+	}, func() error {
+		return k.s.RangeStream(ctx, r, func(resp *pb.RangeResponse) error {
+			if resp.Header != nil {
+				k.h.fill(&resp.Header)
+			}
+			return stream.Send(&pb.RangeStreamResponse{RangeResponse: resp})
+		})
 	})
 	return togRPCError(err)
 }
@@ -148,7 +165,19 @@ func (k *kvService) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse,
 	if _, _, err := checkIntervals(r.Failure); err != nil {
 		return nil, err
 	}
-	resp, err := k.s.Txn(ctx, r)
+	var resp *pb.TxnResponse
+	var err error
+	if kvserver.IsTxnReadOnly(r) {
+		// Served locally: checked here. Writes are checked when applied.
+		err = k.s.CheckedRead(ctx, func(ai *auth.AuthInfo) error {
+			return k.s.Auth().CheckTxn(ai, r, k.s.LeaseKeys)
+		}, func() (err error) {
+			resp, err = k.s.Txn(ctx, r)
+			return err
+		})
+	} else {
+		resp, err = k.s.Txn(ctx, r)
+	}
 	if err != nil {
 		return nil, togRPCError(err)
 	}
@@ -157,6 +186,9 @@ func (k *kvService) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse,
 }
 
 func (k *kvService) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
+	if err := requireAdmin(ctx, k.s); err != nil {
+		return nil, err
+	}
 	resp, err := k.s.Compact(ctx, r)
 	if err != nil {
 		return nil, togRPCError(err)

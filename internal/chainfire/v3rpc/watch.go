@@ -1,6 +1,7 @@
 package v3rpc
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/photoncloud/photoncloud/internal/chainfire/auth"
 	"github.com/photoncloud/photoncloud/internal/chainfire/kvserver"
 )
 
@@ -33,6 +35,8 @@ func (w *watchService) Watch(stream grpc.BidiStreamingServer[pb.WatchRequest, pb
 	st := w.s.Hub().NewStream()
 	defer st.Close()
 	recvErr := make(chan error, 1)
+	// refused carries the answers to creates refused for lack of permission.
+	refused := make(chan *pb.WatchResponse)
 	go func() {
 		for {
 			req, err := stream.Recv()
@@ -46,6 +50,14 @@ func (w *watchService) Watch(stream grpc.BidiStreamingServer[pb.WatchRequest, pb
 			switch r := req.RequestUnion.(type) {
 			case *pb.WatchRequest_CreateRequest:
 				if r.CreateRequest == nil {
+					continue
+				}
+				if resp := w.refuse(ctx, r.CreateRequest); resp != nil {
+					select {
+					case refused <- resp:
+					case <-ctx.Done():
+						return
+					}
 					continue
 				}
 				err = st.Watch(ctx, r.CreateRequest)
@@ -88,6 +100,20 @@ func (w *watchService) Watch(stream grpc.BidiStreamingServer[pb.WatchRequest, pb
 			if err := w.send(stream, resp.WatchResponse, resp.Fragment); err != nil {
 				return err
 			}
+		case resp := <-refused:
+			// Whatever earlier creates queued goes first, so that answers
+			// to creates keep their order.
+			for n := len(st.Out()); n > 0; n-- {
+				r := <-st.Out()
+				w.h.fill(&r.Header)
+				if err := w.send(stream, r.WatchResponse, r.Fragment); err != nil {
+					return err
+				}
+			}
+			w.h.fill(&resp.Header)
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
 		case err := <-recvErr:
 			return togRPCError(err)
 		case <-ctx.Done():
@@ -95,6 +121,36 @@ func (w *watchService) Watch(stream grpc.BidiStreamingServer[pb.WatchRequest, pb
 		case <-w.drain:
 			return rpctypes.ErrGRPCStopped
 		}
+	}
+}
+
+// refuse checks that the caller may read what a create request watches; if
+// not, it returns etcd's answer: created and canceled at once, with the
+// error as the cancel reason. A negative start revision is left to the hub,
+// which answers it first, as etcd does.
+func (w *watchService) refuse(ctx context.Context, r *pb.WatchCreateRequest) *pb.WatchResponse {
+	if r.StartRevision < 0 {
+		return nil
+	}
+	a := w.s.Auth()
+	ai, err := w.s.AuthInfo(ctx)
+	if err == nil {
+		err = a.IsRangePermitted(ai, r.Key, r.RangeEnd)
+	}
+	if err == nil {
+		return nil
+	}
+	reason := rpctypes.ErrGRPCPermissionDenied.Error()
+	switch {
+	case errors.Is(err, auth.ErrInvalidAuthToken):
+		reason = rpctypes.ErrGRPCInvalidAuthToken.Error()
+	case errors.Is(err, auth.ErrAuthOldRevision):
+		reason = rpctypes.ErrGRPCAuthOldRevision.Error()
+	case errors.Is(err, auth.ErrUserEmpty):
+		reason = rpctypes.ErrGRPCUserEmpty.Error()
+	}
+	return &pb.WatchResponse{
+		Header: &pb.ResponseHeader{Revision: w.s.Rev()}, WatchId: -1, Created: true, Canceled: true, CancelReason: reason,
 	}
 }
 
