@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -139,6 +140,11 @@ type Options struct {
 	// Args, when set, replaces the default flags entirely (ExtraArgs are still
 	// appended). The server must still end up listening on s.ClientPort.
 	Args func(s *Server) []string
+	// FixedPorts says the ports are already known to other processes (a
+	// cluster's --initial-cluster, an `etcdctl member add`), so a port
+	// conflict on the first start fails the test instead of moving the
+	// server to new ports.
+	FixedPorts bool
 }
 
 // Server is one server process (bin/chainfire or bin/etcd) on loopback ports
@@ -343,40 +349,47 @@ func (s *Server) current() *process {
 // linearizable read, failing the test if it exits or takes too long.
 func (s *Server) WaitReady() {
 	s.t.Helper()
-	p := s.current()
-	if p == nil {
+	if s.current() == nil {
 		s.t.Fatal("WaitReady: server not started")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
+	for {
+		err := s.awaitReady(ctx)
+		if err == nil {
+			return
+		}
+		if s.current().exited() && s.retryPortConflict() {
+			continue
+		}
+		s.t.Fatalf("%v (log %s below)", err, s.LogPath)
+	}
+}
+
+// awaitReady polls the current process until it is ready (see probe), it
+// exits or ctx ends. It does not touch the ports, so it also serves members
+// of a cluster, which must all move together.
+func (s *Server) awaitReady(ctx context.Context) error {
+	p := s.current()
 	cli, err := s.newClient()
 	if err != nil {
-		s.t.Fatalf("ready check client: %v", err)
+		return fmt.Errorf("ready check client: %w", err)
 	}
-	defer func() { cli.Close() }()
-	var lastErr error
+	defer func() { _ = cli.Close() }()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		if p.exited() {
-			if s.retryPortConflict() {
-				p = s.current()
-				cli.Close()
-				if cli, err = s.newClient(); err != nil {
-					s.t.Fatalf("ready check client: %v", err)
-				}
-				continue
-			}
-			s.t.Fatalf("%s exited before becoming ready: %v (log %s below)", s.bins.Kind, p.err, s.LogPath)
+			return fmt.Errorf("%s %s exited before becoming ready: %v", s.bins.Kind, s.Name, p.err)
 		}
-		lastErr = probe(ctx, cli, s.Endpoint())
+		lastErr := probe(ctx, cli, s.Endpoint())
 		if lastErr == nil {
 			s.everReady = true
-			return
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			s.t.Fatalf("%s not ready within %v: last probe error: %v", s.bins.Kind, readyTimeout, lastErr)
+			return fmt.Errorf("%s %s not ready in time: last probe error: %w", s.bins.Kind, s.Name, lastErr)
 		case <-p.done:
 		case <-tick.C:
 		}
@@ -387,7 +400,7 @@ func (s *Server) WaitReady() {
 // very first start failed because another process took one of the ports
 // meanwhile, it picks new ports, clears the data directory and starts again.
 func (s *Server) retryPortConflict() bool {
-	if s.everReady || s.rebinds >= 3 {
+	if s.everReady || s.opts.FixedPorts || s.rebinds >= 3 {
 		return false
 	}
 	b, err := os.ReadFile(s.LogPath)
@@ -667,4 +680,347 @@ func Ctx(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// Running reports whether the server process is running.
+func (s *Server) Running() bool {
+	p := s.current()
+	return p != nil && !p.exited()
+}
+
+// WaitExit waits up to d for the process to end by itself (a member removed
+// from its cluster stops) and reports whether it did, with its exit error
+// (nil for status 0).
+func (s *Server) WaitExit(d time.Duration) (exited bool, err error) {
+	s.t.Helper()
+	p := s.current()
+	if p == nil {
+		s.t.Fatalf("WaitExit: %s %s never started", s.bins.Kind, s.Name)
+	}
+	select {
+	case <-p.done:
+		return true, p.err
+	case <-time.After(d):
+		return false, nil
+	}
+}
+
+// MemberArgs are DefaultArgs for a member of a multi-member cluster: the
+// given --initial-cluster, --initial-cluster-state ("new" or "existing") and
+// --initial-cluster-token.
+func (s *Server) MemberArgs(initialCluster, state, token string) []string {
+	args := s.DefaultArgs()
+	for i := range args {
+		if args[i] == "--initial-cluster" {
+			args[i+1] = initialCluster
+		}
+	}
+	return append(args, "--initial-cluster-state", state, "--initial-cluster-token", token)
+}
+
+// ClusterOptions configure NewCluster.
+type ClusterOptions struct {
+	// Size is the number of members, named m1, m2, ... Default 3.
+	Size int
+	// ExtraArgs are appended to every member's flags.
+	ExtraArgs []string
+	// Prepare, when set, fills each member's empty data directory before the
+	// first start (for example with `chainfire snapshot restore`). It runs
+	// again if a port conflict forces a fresh start on new ports.
+	Prepare func(t testing.TB, s *Server)
+}
+
+// Cluster is a set of servers bootstrapped together from one
+// --initial-cluster. Members is the test's own bookkeeping: a test that adds
+// or removes members through etcdctl updates it as it sees fit.
+type Cluster struct {
+	t       testing.TB
+	opts    ClusterOptions
+	Token   string // --initial-cluster-token, unique per cluster
+	Members []*Server
+}
+
+// NewCluster prepares the members (ports, data directories, logs) without
+// starting them. Every process is killed when the test ends and the logs are
+// printed if it failed.
+func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
+	t.Helper()
+	if opts.Size == 0 {
+		opts.Size = 3
+	}
+	c := &Cluster{t: t, opts: opts, Token: fmt.Sprintf("e2e-%d", time.Now().UnixNano())}
+	for i := range opts.Size {
+		c.Members = append(c.Members, NewServer(t, Options{
+			Name:       fmt.Sprintf("m%d", i+1),
+			ExtraArgs:  opts.ExtraArgs,
+			FixedPorts: true,
+			// Evaluated at each start, so it follows a move to new ports.
+			Args: func(s *Server) []string { return s.MemberArgs(c.InitialCluster(), "new", c.Token) },
+		}))
+	}
+	return c
+}
+
+// StartCluster is NewCluster followed by Start.
+func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
+	t.Helper()
+	c := NewCluster(t, opts)
+	c.Start()
+	return c
+}
+
+// InitialCluster is the --initial-cluster of the members: name=peerURL,...
+func (c *Cluster) InitialCluster() string {
+	parts := make([]string, len(c.Members))
+	for i, m := range c.Members {
+		parts[i] = m.Name + "=" + m.PeerURL()
+	}
+	return strings.Join(parts, ",")
+}
+
+// Start runs Prepare, starts every member and waits until all are ready. If
+// the first start lost a race for a port, all members move to new ports
+// together (the --initial-cluster names them all) with fresh data dirs.
+func (c *Cluster) Start() {
+	c.t.Helper()
+	for attempt := 0; ; attempt++ {
+		for _, m := range c.Members {
+			if c.opts.Prepare != nil {
+				c.opts.Prepare(c.t, m)
+			}
+		}
+		for _, m := range c.Members {
+			m.Start()
+		}
+		err := c.awaitReady()
+		if err == nil {
+			return
+		}
+		if attempt >= 2 || !c.portConflict() {
+			c.t.Fatalf("cluster not ready: %v", err)
+		}
+		c.t.Logf("port conflict on the cluster's first start, moving every member to new ports: %v", err)
+		ports, perr := testenv.FreePorts(3 * len(c.Members))
+		if perr != nil {
+			c.t.Fatalf("pick free ports: %v", perr)
+		}
+		for i, m := range c.Members {
+			if m.Running() {
+				m.Kill()
+			}
+			if err := os.RemoveAll(m.DataDir); err != nil {
+				c.t.Fatalf("clear data dir: %v", err)
+			}
+			m.ClientPort, m.PeerPort, m.HTTPPort = ports[3*i], ports[3*i+1], ports[3*i+2]
+		}
+	}
+}
+
+func (c *Cluster) awaitReady() error {
+	// One bound for all: the members come up together once a quorum runs.
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	var errs []error
+	for _, m := range c.Members {
+		if err := m.awaitReady(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Cluster) portConflict() bool {
+	for _, m := range c.Members {
+		b, err := os.ReadFile(m.LogPath)
+		if err == nil && int64(len(b)) >= m.logStart && bytes.Contains(b[m.logStart:], []byte("address already in use")) {
+			return true
+		}
+	}
+	return false
+}
+
+// Endpoints is the comma-separated client endpoints of members, for
+// etcdctl's --endpoints; all of c.Members when none are given.
+func (c *Cluster) Endpoints(members ...*Server) string {
+	if len(members) == 0 {
+		members = c.Members
+	}
+	eps := make([]string, len(members))
+	for i, m := range members {
+		eps[i] = m.Endpoint()
+	}
+	return strings.Join(eps, ",")
+}
+
+// Others is c.Members without the given members.
+func (c *Cluster) Others(except ...*Server) []*Server {
+	var out []*Server
+	for _, m := range c.Members {
+		skip := false
+		for _, e := range except {
+			skip = skip || m == e
+		}
+		if !skip {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// CtlAt runs etcdctl with --endpoints endpoints, fails the test unless it
+// exits 0 and returns its stdout.
+func (c *Cluster) CtlAt(t testing.TB, endpoints string, args ...string) string {
+	t.Helper()
+	r := c.Members[0].RunEtcdctlAt(endpoints, nil, "", args...)
+	if r.Err != nil {
+		t.Fatalf("%v", r)
+	}
+	return r.Stdout
+}
+
+// CtlEndpointStatus is one entry of `etcdctl endpoint status -w json`.
+// IDs are json.Number because uint64 ids exceed float64 precision.
+type CtlEndpointStatus struct {
+	Endpoint string `json:"Endpoint"`
+	Status   struct {
+		Header struct {
+			ClusterID json.Number `json:"cluster_id"`
+			MemberID  json.Number `json:"member_id"`
+			Revision  int64       `json:"revision"`
+		} `json:"header"`
+		Leader    json.Number `json:"leader"`
+		RaftIndex uint64      `json:"raftIndex"`
+		RaftTerm  uint64      `json:"raftTerm"`
+		IsLearner bool        `json:"isLearner"`
+	} `json:"Status"`
+}
+
+// CtlHashKV is one entry of `etcdctl endpoint hashkv -w json`.
+type CtlHashKV struct {
+	Endpoint string `json:"Endpoint"`
+	HashKV   struct {
+		Header struct {
+			MemberID json.Number `json:"member_id"`
+			Revision int64       `json:"revision"`
+		} `json:"header"`
+		Hash            uint32 `json:"hash"`
+		CompactRevision int64  `json:"compact_revision"`
+		HashRevision    int64  `json:"hash_revision"`
+	} `json:"HashKV"`
+}
+
+// CtlMember is one member of `etcdctl member list -w json`.
+type CtlMember struct {
+	ID         json.Number `json:"ID"`
+	Name       string      `json:"name"`
+	PeerURLs   []string    `json:"peerURLs"`
+	ClientURLs []string    `json:"clientURLs"`
+	IsLearner  bool        `json:"isLearner"`
+}
+
+// HexID is the member id as etcdctl's member commands take it.
+func (m CtlMember) HexID() string {
+	id, err := strconv.ParseUint(m.ID.String(), 10, 64)
+	if err != nil {
+		return "bad-id-" + m.ID.String()
+	}
+	return strconv.FormatUint(id, 16)
+}
+
+// MemberList runs `etcdctl member list -w json` against endpoints.
+func (c *Cluster) MemberList(t testing.TB, endpoints string) []CtlMember {
+	t.Helper()
+	var out struct {
+		Members []CtlMember `json:"members"`
+	}
+	if err := json.Unmarshal([]byte(c.CtlAt(t, endpoints, "member", "list", "-w", "json")), &out); err != nil {
+		t.Fatalf("member list -w json: %v", err)
+	}
+	return out.Members
+}
+
+// Leader finds the leader the way an operator does, with `etcdctl endpoint
+// status --cluster -w json`, and returns its Server. It polls until every
+// member that answers names the same leader and that leader is a running
+// member of c.Members.
+func (c *Cluster) Leader(t testing.TB) *Server {
+	t.Helper()
+	deadline := time.Now().Add(readyTimeout)
+	var last string
+	for {
+		var running []*Server
+		for _, m := range c.Members {
+			if m.Running() {
+				running = append(running, m)
+			}
+		}
+		args := []string{"endpoint", "status", "--cluster", "-w", "json"}
+		if len(running) < len(c.Members) {
+			// --cluster would also ask the members known to be down, each
+			// costing the whole command timeout.
+			args = []string{"endpoint", "status", "-w", "json"}
+		}
+		r := c.Members[0].RunEtcdctlAt(c.Endpoints(running...), nil, "", args...)
+		var sts []CtlEndpointStatus
+		if err := json.Unmarshal([]byte(r.Stdout), &sts); err == nil {
+			if lead := c.agreedLeader(sts); lead != nil {
+				return lead
+			}
+		}
+		last = r.String()
+		if time.Now().After(deadline) {
+			t.Fatalf("no agreed leader among the running members within %v; last answer:\n%s", readyTimeout, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) agreedLeader(sts []CtlEndpointStatus) *Server {
+	var leadID json.Number
+	var leadURL string
+	for _, st := range sts {
+		if leadID == "" {
+			leadID = st.Status.Leader
+		}
+		if st.Status.Leader != leadID || leadID == "0" || leadID == "" {
+			return nil
+		}
+		if st.Status.Header.MemberID == leadID {
+			leadURL = st.Endpoint
+		}
+	}
+	for _, m := range c.Members {
+		// --cluster prints the advertised URL, --endpoints what was given.
+		if (leadURL == m.ClientURL() || leadURL == m.Endpoint()) && m.Running() {
+			return m
+		}
+	}
+	return nil
+}
+
+// WaitHashKVEqual polls `etcdctl endpoint hashkv --cluster -w json` through
+// endpoints until want members answer with one revision and one hash, and
+// returns that answer. Members converge once they have applied the same log,
+// so the test fails if they do not within d.
+func (c *Cluster) WaitHashKVEqual(t testing.TB, endpoints string, want int, d time.Duration) []CtlHashKV {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		r := c.Members[0].RunEtcdctlAt(endpoints, nil, "", "endpoint", "hashkv", "--cluster", "-w", "json")
+		var hs []CtlHashKV
+		if r.Err == nil && json.Unmarshal([]byte(r.Stdout), &hs) == nil && len(hs) == want {
+			equal := true
+			for _, h := range hs[1:] {
+				equal = equal && h.HashKV.Hash == hs[0].HashKV.Hash && h.HashKV.HashRevision == hs[0].HashKV.HashRevision &&
+					h.HashKV.CompactRevision == hs[0].HashKV.CompactRevision
+			}
+			if equal {
+				return hs
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hashkv of %d members not equal within %v; last answer:\n%v", want, d, r)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
