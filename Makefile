@@ -45,7 +45,8 @@ test: ensure-tools build etcd
 	if [ -d test/etcdcompat ]; then cd test/etcdcompat && go test -race -count=1 -timeout $(TEST_TIMEOUT) ./...; fi
 
 # The robustness test (test/robustness) for longer: SOAK_DURATION of kills,
-# pauses and restarts of a 3-member cluster under traffic, checked by porcupine.
+# pauses, restarts and partitions of a 3-member cluster under traffic with
+# leases, checked by porcupine.
 SOAK_DURATION ?= 30m
 soak: ensure-tools build etcd
 	PHOTON_SOAK=1 PHOTON_SOAK_DURATION=$(SOAK_DURATION) go test -count=1 -timeout 0 -v -run TestRobustness ./test/robustness/

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -58,6 +59,7 @@ type keyVersion struct {
 	exists bool
 	value  string
 	modRev int64
+	lease  int64
 }
 
 // eventIndex answers "what was key k at revision r" from the event log.
@@ -68,7 +70,7 @@ func indexEvents(events []Event) eventIndex {
 	for _, e := range events {
 		kv := keyVersion{rev: e.Rev}
 		if e.Type == EventPut {
-			kv.exists, kv.value, kv.modRev = true, e.Value, e.Rev
+			kv.exists, kv.value, kv.modRev, kv.lease = true, e.Value, e.Rev, e.Lease
 		}
 		idx[e.Key] = append(idx[e.Key], kv)
 	}
@@ -92,9 +94,9 @@ func (x eventIndex) at(key string, rev int64) keyVersion {
 func CheckEventLog(events []Event, finalRev int64) Problems {
 	var p Problems
 	type state struct {
-		exists                  bool
-		value                   string
-		modRev, createRev, vers int64
+		exists                         bool
+		value                          string
+		modRev, createRev, vers, lease int64
 	}
 	keys := map[string]state{}
 	want := int64(2) // revision 1 is the empty store
@@ -107,8 +109,8 @@ func CheckEventLog(events []Event, finalRev int64) Problems {
 		}
 		want++
 		before := keys[e.Key]
-		if e.PrevFound != before.exists || (before.exists && (e.PrevValue != before.value || e.PrevModRev != before.modRev)) {
-			p.Addf("event log: %v, but before it the key was %s", e, stateString(before.exists, before.value, before.modRev))
+		if e.PrevFound != before.exists || (before.exists && (e.PrevValue != before.value || e.PrevModRev != before.modRev || e.PrevLease != before.lease)) {
+			p.Addf("event log: %v, but before it the key was %s (lease %x)", e, stateString(before.exists, before.value, before.modRev), before.lease)
 		}
 		switch e.Type {
 		case EventPut:
@@ -119,7 +121,7 @@ func CheckEventLog(events []Event, finalRev int64) Problems {
 			if e.CreateRev != wantCreate || e.Version != wantVersion {
 				p.Addf("event log: %v, want create revision %d and version %d", e, wantCreate, wantVersion)
 			}
-			keys[e.Key] = state{true, e.Value, e.Rev, wantCreate, wantVersion}
+			keys[e.Key] = state{true, e.Value, e.Rev, wantCreate, wantVersion, e.Lease}
 		case EventDelete:
 			if !before.exists {
 				p.Addf("event log: %v deletes a key that did not exist", e)
@@ -145,18 +147,26 @@ func stateString(exists bool, value string, modRev int64) string {
 // ResolveHistory ties the client history to the event log:
 //
 //   - every acknowledged put and successful txn has its (unique) value in
-//     the log at the acknowledged revision and key; a failed txn's value is
-//     not in the log; an acknowledged delete of an existing key is a DELETE
-//     event at its revision;
+//     the log at the acknowledged revision and key, with the lease it was
+//     written with; a failed txn's value is not in the log; an acknowledged
+//     delete of an existing key is a DELETE event at its revision;
 //   - every PUT event was written by some client operation, no value twice;
-//     every DELETE event is an acknowledged delete or can be blamed on a
-//     pending delete of that key.
+//     every DELETE event is an acknowledged delete or revoke, the end of the
+//     lease its key was attached to, or can be blamed on a pending delete
+//     of that key.
 //
 // It returns the history to check for linearizability: pending puts and
 // txns found in the log become resolved (their revision and success known,
 // return time still unknown); those not in the log never wrote anything and
 // are dropped, as are pending and failed reads (no effect) and pending
-// deletes of keys with no unexplained DELETE event.
+// deletes of keys with no unexplained DELETE event. Pending grants,
+// keep-alives and revokes are dropped too: a grant whose lease nobody
+// learnt has no key attached, a renewal changes no key, and what a revoke
+// deleted shows in the log as the DELETE of a key attached to the lease.
+// Each such DELETE that no acknowledged operation accounts for becomes a
+// lease-end operation of that lease (its expiry, or a revoke whose answer
+// was lost), pending from the grant's call and resolved at the DELETE's
+// revision: a lease can end at any time after it is granted.
 func ResolveHistory(recs []Record, events []Event) ([]Record, Problems) {
 	var p Problems
 	putByValue := map[string]Event{}
@@ -171,6 +181,31 @@ func ResolveHistory(recs []Record, events []Event) ([]Record, Problems) {
 			continue
 		}
 		putByValue[e.Value] = e
+	}
+	grants := map[int64]*Record{} // acknowledged grants by lease
+	maxClient := 0
+	for i := range recs {
+		r := &recs[i]
+		maxClient = max(maxClient, r.Client)
+		if r.Input.Kind != OpGrant || !r.Acked() {
+			continue
+		}
+		if g, dup := grants[r.Output.Lease]; dup {
+			p.Addf("%v: lease %x was granted before, by %v", r, r.Output.Lease, g)
+			continue
+		}
+		grants[r.Output.Lease] = r
+	}
+	// checkLease: a write's value is in the log with the lease it was
+	// written with (a txn's put has none).
+	checkLease := func(r *Record, e Event) {
+		want := int64(0)
+		if r.Input.Kind == OpPut {
+			want = r.Input.Lease
+		}
+		if e.Lease != want {
+			p.Addf("%v: the event log has %v, with lease %x instead of %x", r, e, e.Lease, want)
+		}
 	}
 	explained := map[int64]bool{}
 	owner := map[string]bool{} // values some operation tried to write
@@ -189,6 +224,7 @@ func ResolveHistory(recs []Record, events []Event) ([]Record, Problems) {
 						p.Addf("%v: its value is in the event log under another key: %v", &r, e)
 						continue
 					}
+					checkLease(&r, e)
 					explained[e.Rev] = true
 					r.Output = Output{Unknown: true, Resolved: true, Rev: e.Rev, Succeeded: in.Kind == OpTxn}
 					out = append(out, r)
@@ -208,6 +244,7 @@ func ResolveHistory(recs []Record, events []Event) ([]Record, Problems) {
 			case e.Rev != r.Output.Rev || e.Key != in.Key:
 				p.Addf("%v: the event log has %v", &r, e)
 			default:
+				checkLease(&r, e)
 				explained[e.Rev] = true
 			}
 		case in.Kind == OpTxn:
@@ -225,7 +262,23 @@ func ResolveHistory(recs []Record, events []Event) ([]Record, Problems) {
 		}
 		out = append(out, r)
 	}
+	// A successful revoke answers with the revision after it: a DELETE of
+	// its key, attached to its lease, at that revision is its doing, or
+	// (rarely) that of a pending delete applied just before it. Which one
+	// the model decides; pending deletes of the key are kept for it.
+	maybePending := map[string]int{}
+	for i := range out {
+		r := &out[i]
+		if r.Input.Kind != OpRevoke || !r.Acked() || r.Output.NotFound {
+			continue
+		}
+		if e, ok := eventAt[r.Output.Rev]; ok && !explained[e.Rev] && e.Type == EventDelete && e.Key == r.Input.Key && e.PrevLease == r.Input.Lease {
+			explained[e.Rev] = true
+			maybePending[e.Key]++
+		}
+	}
 	unexplainedDeletes := map[string]int{}
+	nextClient := maxClient + 1
 	for _, e := range events {
 		if explained[e.Rev] {
 			continue
@@ -236,7 +289,25 @@ func ResolveHistory(recs []Record, events []Event) ([]Record, Problems) {
 				p.Addf("%v: no client wrote this value (phantom write)", e)
 			}
 		case EventDelete:
-			unexplainedDeletes[e.Key]++
+			if e.PrevLease == 0 {
+				unexplainedDeletes[e.Key]++
+				continue
+			}
+			// Deleted by its lease's end, or by a pending delete applied
+			// after the lease's put: the same change at the same
+			// revision, inside the lease-end's window either way.
+			g, ok := grants[e.PrevLease]
+			if !ok || g.Input.Key != e.Key {
+				p.Addf("%v: the key was attached to lease %x, which no acknowledged grant for the key returned", e, e.PrevLease)
+				continue
+			}
+			out = append(out, Record{
+				Client: nextClient, Member: fmt.Sprintf("lease %x", e.PrevLease),
+				Input:  Input{Kind: OpLeaseEnd, Key: e.Key, Lease: e.PrevLease},
+				Output: Output{Unknown: true, Resolved: true, Rev: e.Rev, Deleted: 1},
+				Call:   g.Call,
+			})
+			nextClient++
 		}
 	}
 	for k, n := range unexplainedDeletes {
@@ -248,7 +319,7 @@ func ResolveHistory(recs []Record, events []Event) ([]Record, Problems) {
 	// took effect: drop them to keep the linearizability search small.
 	kept := out[:0]
 	for _, r := range out {
-		if r.Input.Kind == OpDelete && r.Output.Unknown && unexplainedDeletes[r.Input.Key] == 0 {
+		if r.Input.Kind == OpDelete && r.Output.Unknown && unexplainedDeletes[r.Input.Key]+maybePending[r.Input.Key] == 0 {
 			continue
 		}
 		kept = append(kept, r)
@@ -279,7 +350,7 @@ func CheckReads(recs []Record, events []Event, finalRev int64) Problems {
 		switch {
 		case r.Input.Kind == OpGet, r.Input.Kind == OpTxn && !out.Succeeded:
 			kv := idx.at(r.Input.Key, out.Rev)
-			if kv.exists != out.Found || (kv.exists && (kv.value != out.Value || kv.modRev != out.ModRev)) {
+			if kv.exists != out.Found || (kv.exists && (kv.value != out.Value || kv.modRev != out.ModRev || kv.lease != out.Lease)) {
 				p.Addf("%v: the event log has the key at %s at revision %d (stale or invented read)", r, stateString(kv.exists, kv.value, kv.modRev), out.Rev)
 			}
 			readRev = out.Rev
@@ -308,7 +379,7 @@ func CheckRevisions(recs []Record) Problems {
 	var p Problems
 	var acked []*Record
 	for i := range recs {
-		if recs[i].Acked() {
+		if recs[i].HasRev() {
 			acked = append(acked, &recs[i])
 		}
 	}
@@ -330,6 +401,119 @@ func CheckRevisions(recs []Record) Problems {
 		}
 		if b.Output.Rev < maxDone.Output.Rev || (b.IsWrite() && b.Output.Rev == maxDone.Output.Rev) {
 			p.Addf("%v started after %v had returned, but its revision is not newer (revisions go back in time)", b, maxDone)
+		}
+	}
+	return p
+}
+
+// expirySlack is how much earlier than its TTL allows a lease may be seen
+// gone before CheckLeases calls it premature. In theory none is needed (the
+// leader sets a deadline of TTL after applying the grant or renewal, both
+// after the client's call, and the servers read the same monotonic clock as
+// the test); the slack absorbs clock reads and rounding.
+const expirySlack = 250 * time.Millisecond
+
+// CheckLeases checks what the linearizability model leaves out of leases,
+// from the raw history (every revoke attempted) and the resolved one
+// (lease-ends, revisions):
+//
+//   - a lease revoked (or found gone by a revoke) is not renewed afterwards;
+//   - a lease that no client revoked does not delete its key before its
+//     TTL has run out since the grant or the last renewal: the delete's
+//     revision must not be seen by an operation that returned earlier
+//     (unless a pending delete of the key, called before, may have been
+//     the delete).
+func CheckLeases(raw, resolved []Record) Problems {
+	var p Problems
+	type leaseInfo struct {
+		grant      *Record
+		gone       *Record // the first revoke to return (done, or "not found")
+		revokeSent bool    // some client tried to revoke it
+		renewals   []*Record
+	}
+	leases := map[int64]*leaseInfo{}
+	pendingDeletes := map[string][]int64{} // key -> calls of pending deletes
+	info := func(id int64) *leaseInfo {
+		li := leases[id]
+		if li == nil {
+			li = &leaseInfo{}
+			leases[id] = li
+		}
+		return li
+	}
+	for i := range raw {
+		r := &raw[i]
+		switch r.Input.Kind {
+		case OpDelete:
+			if !r.Acked() {
+				pendingDeletes[r.Input.Key] = append(pendingDeletes[r.Input.Key], r.Call)
+			}
+		case OpGrant:
+			if r.Acked() {
+				info(r.Output.Lease).grant = r
+			}
+		case OpRevoke:
+			li := info(r.Input.Lease)
+			li.revokeSent = true
+			if r.Acked() && (li.gone == nil || r.Return < li.gone.Return) {
+				li.gone = r
+			}
+		case OpKeepAlive:
+			if r.Acked() && !r.Output.NotFound && r.Output.TTL > 0 {
+				info(r.Input.Lease).renewals = append(info(r.Input.Lease).renewals, r)
+			}
+		}
+	}
+	for id, li := range leases {
+		if li.gone == nil {
+			continue
+		}
+		for _, k := range li.renewals {
+			if k.Call > li.gone.Return {
+				p.Addf("%v: lease %x renewed after %v had returned", k, id, li.gone)
+			}
+		}
+	}
+	// seenBy[i]: the earliest return among operations answering with a
+	// revision >= revs[i].
+	var withRev []*Record
+	for i := range resolved {
+		if resolved[i].HasRev() {
+			withRev = append(withRev, &resolved[i])
+		}
+	}
+	sort.Slice(withRev, func(i, j int) bool { return withRev[i].Output.Rev < withRev[j].Output.Rev })
+	seenBy := make([]*Record, len(withRev))
+	for i := len(withRev) - 1; i >= 0; i-- {
+		seenBy[i] = withRev[i]
+		if i+1 < len(withRev) && seenBy[i+1].Return < withRev[i].Return {
+			seenBy[i] = seenBy[i+1]
+		}
+	}
+	for i := range resolved {
+		e := &resolved[i]
+		if e.Input.Kind != OpLeaseEnd {
+			continue
+		}
+		li := leases[e.Input.Lease]
+		if li == nil || li.grant == nil || li.revokeSent {
+			continue
+		}
+		earliest := li.grant.Call + int64(li.grant.Output.TTL)*int64(time.Second)
+		for _, k := range li.renewals {
+			earliest = max(earliest, k.Call+int64(k.Output.TTL)*int64(time.Second))
+		}
+		j := sort.Search(len(withRev), func(j int) bool { return withRev[j].Output.Rev >= e.Output.Rev })
+		if j == len(withRev) {
+			continue
+		}
+		w := seenBy[j]
+		if slices.ContainsFunc(pendingDeletes[e.Input.Key], func(call int64) bool { return call < w.Return }) {
+			continue
+		}
+		if w.Return < earliest-int64(expirySlack) {
+			p.Addf("lease %x expired early: granted by %v, %d renewals, so it could not end before %.3fs, but its key's delete at revision %d was seen by %v",
+				e.Input.Lease, li.grant, len(li.renewals), float64(earliest)/1e9, e.Output.Rev, w)
 		}
 	}
 	return p
@@ -388,6 +572,7 @@ type Artifacts struct {
 	Resolved []Record           // the history given to porcupine
 	Events   []Event            // the complete event log
 	Streams  map[string][]Event // what each watcher received
+	Nemesis  []Action           // the failures injected, on the history's clock
 	Info     *porcupine.LinearizationInfo
 	Logs     []string // server logs to copy
 	Summary  string
@@ -415,6 +600,7 @@ func (a *Artifacts) Save() (string, error) {
 		"history-resolved.json": a.Resolved,
 		"events.json":           a.Events,
 		"watch-streams.json":    a.Streams,
+		"nemesis.json":          a.Nemesis,
 	} {
 		if err := write(name, v); err != nil {
 			return dir, err
@@ -485,11 +671,64 @@ func StaleReadMutation(recs []Record) ([]Record, string, bool) {
 		}
 		for n := range out {
 			if out[n].Call == g.Call && out[n].Client == g.Client && out[n].Input == g.Input {
-				out[n].Output.Value, out[n].Output.ModRev = prev.Input.Value, prev.Output.Rev
+				out[n].Output.Value, out[n].Output.ModRev, out[n].Output.Lease = prev.Input.Value, prev.Output.Rev, prev.Input.Lease
 			}
 		}
 		desc := fmt.Sprintf("%v now returns %q@%d, overwritten by %v before the get started", g, prev.Input.Value, prev.Output.Rev, w)
 		return out, desc, true
+	}
+	return nil, "", false
+}
+
+// RevokedReadMutation makes a known-bad copy of a real history, to prove
+// the lease model is not vacuous on it: it finds an acknowledged revoke
+// that deleted its key (the event log has the DELETE at its revision) and
+// a get of that key that started after the revoke returned, and makes the
+// get return the value the lease's put wrote, with its lease (a read of a
+// revoked lease's key). It returns that key's operations with the mutation
+// applied.
+func RevokedReadMutation(recs []Record, events []Event) ([]Record, string, bool) {
+	at := map[int64]Event{}
+	for _, e := range events {
+		at[e.Rev] = e
+	}
+	puts := map[int64]*Record{} // leased puts that took effect, by lease
+	for i := range recs {
+		r := &recs[i]
+		if r.Input.Kind == OpPut && r.Input.Lease != 0 && (r.Acked() || r.Output.Resolved) {
+			puts[r.Input.Lease] = r
+		}
+	}
+	for i := range recs {
+		rv := &recs[i]
+		if rv.Input.Kind != OpRevoke || !rv.HasRev() {
+			continue
+		}
+		e, ok := at[rv.Output.Rev]
+		w := puts[rv.Input.Lease]
+		if !ok || w == nil || e.Type != EventDelete || e.Key != rv.Input.Key || e.PrevLease != rv.Input.Lease {
+			continue
+		}
+		for j := range recs {
+			g := &recs[j]
+			if g.Input.Kind != OpGet || g.Input.Key != rv.Input.Key || !g.Acked() || g.Call <= rv.Return {
+				continue
+			}
+			var out []Record
+			for _, r := range recs {
+				if r.Input.Key == g.Input.Key {
+					out = append(out, r)
+				}
+			}
+			for n := range out {
+				if out[n].Call == g.Call && out[n].Client == g.Client && out[n].Input == g.Input {
+					o := &out[n].Output
+					o.Found, o.Value, o.ModRev, o.Lease = true, w.Input.Value, w.Output.Rev, w.Input.Lease
+				}
+			}
+			desc := fmt.Sprintf("%v now returns %q@%d of lease %x, revoked by %v before the get started", g, w.Input.Value, w.Output.Rev, w.Input.Lease, rv)
+			return out, desc, true
+		}
 	}
 	return nil, "", false
 }

@@ -259,7 +259,8 @@ func TestArtifactsSave(t *testing.T) {
 	if res != porcupine.Illegal {
 		t.Fatalf("porcupine says %s, want Illegal", res)
 	}
-	a := &Artifacts{Raw: recs, Resolved: recs, Info: &info, Summary: "self-test"}
+	a := &Artifacts{Raw: recs, Resolved: recs, Info: &info, Summary: "self-test",
+		Nemesis: []Action{{Fault: FaultIsolate, Member: "m0", Leader: true, Detail: "from m1,m2 (blackhole)", At: time.Second}}}
 	dir, err := a.Save()
 	if dir != "" {
 		defer os.RemoveAll(dir)
@@ -267,7 +268,7 @@ func TestArtifactsSave(t *testing.T) {
 	if err != nil {
 		t.Fatalf("save: %v", err)
 	}
-	for _, f := range []string{"history.json", "history-resolved.json", "events.json", "watch-streams.json", "summary.txt", "linearization.html"} {
+	for _, f := range []string{"history.json", "history-resolved.json", "events.json", "watch-streams.json", "nemesis.json", "summary.txt", "linearization.html"} {
 		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
 			t.Errorf("%s missing or empty in %s: %v", f, dir, err)
 		}
@@ -290,4 +291,278 @@ func TestStaleReadMutation(t *testing.T) {
 		t.Fatalf("mutation %s gave %+v", desc, bad)
 	}
 	checkVerdict(t, "mutated", bad, porcupine.Illegal)
+}
+
+func grant(k string, ttl int64) Input { return Input{Kind: OpGrant, Key: k, TTL: ttl} }
+func leasePut(k, v string, lease int64) Input {
+	return Input{Kind: OpPut, Key: k, Value: v, Lease: lease}
+}
+func keepAlive(k string, lease int64) Input { return Input{Kind: OpKeepAlive, Key: k, Lease: lease} }
+func revoke(k string, lease int64) Input    { return Input{Kind: OpRevoke, Key: k, Lease: lease} }
+func granted(rev, lease, ttl int64) Output  { return Output{Rev: rev, Lease: lease, TTL: ttl} }
+func readLeased(rev int64, v string, mod, lease int64) Output {
+	return Output{Rev: rev, Found: true, Value: v, ModRev: mod, Lease: lease}
+}
+func leaseEnd(client int, call int64, k string, lease, rev int64) Record {
+	return Record{Client: client, Member: "lease", Input: Input{Kind: OpLeaseEnd, Key: k, Lease: lease},
+		Output: Output{Unknown: true, Resolved: true, Rev: rev, Deleted: 1}, Call: call}
+}
+
+func TestModelLeases(t *testing.T) {
+	const L = 0x77
+	accept := map[string][]Record{
+		// A revoke deletes the key attached to its lease, at a new revision.
+		"revoke deletes": {
+			rec(0, 0, 10, grant("a", 2), granted(1, L, 2)),
+			rec(0, 20, 30, leasePut("a", "x", L), wrote(2)),
+			rec(0, 40, 50, get("a"), readLeased(2, "x", 2, L)),
+			rec(0, 60, 70, keepAlive("a", L), Output{TTL: 2}),
+			rec(0, 80, 90, revoke("a", L), wrote(3)),
+			rec(0, 100, 110, get("a"), absent(3)),
+			rec(0, 120, 130, revoke("a", L), Output{NotFound: true}),
+		},
+		// A put without the lease detached the key: the revoke leaves it.
+		"revoke after overwrite": {
+			rec(0, 0, 10, grant("a", 2), granted(1, L, 2)),
+			rec(0, 20, 30, leasePut("a", "x", L), wrote(2)),
+			rec(0, 40, 50, put("a", "y"), wrote(3)),
+			rec(0, 60, 70, revoke("a", L), wrote(3)),
+			rec(0, 80, 90, get("a"), read(3, "y", 3)),
+		},
+		// The lease ended (expired) at revision 3, found in the event
+		// log; the end may be placed anywhere after the grant's call.
+		"expiry": {
+			rec(0, 0, 10, grant("a", 2), granted(1, L, 2)),
+			leaseEnd(9, 0, "a", L, 3),
+			rec(0, 20, 30, leasePut("a", "x", L), wrote(2)),
+			rec(1, 40, 50, get("a"), readLeased(2, "x", 2, L)),
+			rec(1, 2000, 2010, keepAlive("a", L), Output{NotFound: true}),
+			rec(1, 2020, 2030, get("a"), absent(3)),
+			rec(1, 2040, 2050, revoke("a", L), Output{NotFound: true}),
+		},
+		// A revoke concurrent with a read: the read may see either.
+		"concurrent revoke": {
+			rec(0, 0, 10, grant("a", 2), granted(1, L, 2)),
+			rec(0, 20, 30, leasePut("a", "x", L), wrote(2)),
+			rec(0, 40, 100, revoke("a", L), wrote(3)),
+			rec(1, 50, 60, get("a"), readLeased(2, "x", 2, L)),
+			rec(2, 50, 90, get("a"), absent(3)),
+		},
+	}
+	for name, recs := range accept {
+		checkVerdict(t, name, recs, porcupine.Ok)
+	}
+	reject := map[string][]Record{
+		// The case the lease model exists for: the revoke was
+		// acknowledged, yet a read that started afterwards sees the key.
+		"revoked lease's key read afterwards": {
+			rec(0, 0, 10, grant("a", 2), granted(1, L, 2)),
+			rec(0, 20, 30, leasePut("a", "x", L), wrote(2)),
+			rec(0, 40, 50, revoke("a", L), wrote(3)),
+			rec(1, 60, 70, get("a"), readLeased(3, "x", 2, L)),
+		},
+		// Same, with the read at the revision the revoke returned.
+		"revoked lease's key read at the revoke's revision": {
+			rec(0, 0, 10, grant("a", 2), granted(1, L, 2)),
+			rec(0, 20, 30, leasePut("a", "x", L), wrote(2)),
+			rec(0, 40, 50, revoke("a", L), wrote(2)),
+			rec(1, 60, 70, get("a"), readLeased(2, "x", 2, L)),
+		},
+		// "Lease not found" while the key is still attached and nothing
+		// ended the lease.
+		"lease gone but its key stays": {
+			rec(0, 0, 10, grant("a", 2), granted(1, L, 2)),
+			rec(0, 20, 30, leasePut("a", "x", L), wrote(2)),
+			rec(0, 40, 50, revoke("a", L), Output{NotFound: true}),
+		},
+		// The event log shows the lease deleting a key that a later put
+		// had detached from it.
+		"lease deletes a detached key": {
+			rec(0, 0, 10, grant("a", 2), granted(1, L, 2)),
+			rec(0, 20, 30, leasePut("a", "x", L), wrote(2)),
+			rec(0, 40, 50, put("a", "y"), wrote(3)),
+			leaseEnd(9, 0, "a", L, 4),
+		},
+		// After the lease's end, the key cannot come back.
+		"key back after expiry": {
+			rec(0, 0, 10, grant("a", 2), granted(1, L, 2)),
+			rec(0, 20, 30, leasePut("a", "x", L), wrote(2)),
+			leaseEnd(9, 0, "a", L, 3),
+			rec(1, 40, 50, get("a"), absent(3)),
+			rec(1, 60, 70, get("a"), readLeased(3, "x", 2, L)),
+		},
+		// A read must report the key's lease.
+		"read loses the lease": {
+			rec(0, 0, 10, grant("a", 2), granted(1, L, 2)),
+			rec(0, 20, 30, leasePut("a", "x", L), wrote(2)),
+			rec(1, 40, 50, get("a"), read(2, "x", 2)),
+		},
+		"grant reads an old revision": {
+			rec(0, 0, 10, put("a", "y"), wrote(5)),
+			rec(0, 20, 30, grant("a", 2), granted(4, L, 2)),
+		},
+	}
+	for name, recs := range reject {
+		checkVerdict(t, name, recs, porcupine.Illegal)
+	}
+}
+
+func TestPipelineLeases(t *testing.T) {
+	const L, M = 0x77, 0x88
+	ePut := Event{Rev: 2, Type: EventPut, Key: "a", Value: "x", CreateRev: 2, Version: 1, Lease: L}
+	eDel := Event{Rev: 3, Type: EventDelete, Key: "a", PrevFound: true, PrevValue: "x", PrevModRev: 2, PrevLease: L}
+	events := []Event{ePut, eDel}
+	if p := CheckEventLog(events, 3); !p.Empty() {
+		t.Fatalf("good event log rejected:%s", p.String())
+	}
+	bad := eDel
+	bad.PrevLease = 0
+	if p := CheckEventLog([]Event{ePut, bad}, 3); p.Empty() {
+		t.Errorf("event log with a wrong prev lease accepted")
+	}
+
+	// The lease expired: its DELETE becomes a resolved lease-end, and the
+	// pending revoke and keep-alive are dropped.
+	expired := []Record{
+		rec(0, 0, 10, grant("a", 2), granted(1, L, 2)),
+		rec(0, 20, 30, leasePut("a", "x", L), wrote(2)),
+		pending(0, 40, keepAlive("a", L)),
+		pending(1, 3000, revoke("a", L)),
+		rec(2, 3100, 3200, get("a"), absent(3)),
+	}
+	resolved, p := ResolveHistory(expired, events)
+	if !p.Empty() {
+		t.Fatalf("expiry history rejected:%s", p.String())
+	}
+	var ends []Record
+	for _, r := range resolved {
+		if r.Input.Kind == OpLeaseEnd {
+			ends = append(ends, r)
+		}
+		if r.Input.Kind == OpKeepAlive || r.Input.Kind == OpRevoke {
+			t.Errorf("pending %v kept", &r)
+		}
+	}
+	if len(ends) != 1 || ends[0].Output.Rev != 3 || ends[0].Input.Lease != L || ends[0].Call != 0 {
+		t.Fatalf("want one lease-end of %x at revision 3 from the grant's call, got %+v", L, ends)
+	}
+	if res, _ := CheckLinearizable(resolved, 10*time.Second); res != porcupine.Ok {
+		t.Errorf("expiry history: porcupine says %s", res)
+	}
+	if p := CheckLeases(expired, resolved); !p.Empty() {
+		t.Errorf("expiry history: lease check failed:%s", p.String())
+	}
+
+	// The revoke's answer explains the DELETE: no lease-end.
+	revoked := []Record{
+		rec(0, 0, 10, grant("a", 2), granted(1, L, 2)),
+		rec(0, 20, 30, leasePut("a", "x", L), wrote(2)),
+		rec(0, 40, 50, revoke("a", L), wrote(3)),
+		rec(1, 60, 70, get("a"), absent(3)),
+	}
+	resolved, p = ResolveHistory(revoked, events)
+	if !p.Empty() {
+		t.Fatalf("revoke history rejected:%s", p.String())
+	}
+	for _, r := range resolved {
+		if r.Input.Kind == OpLeaseEnd {
+			t.Errorf("revoked lease got a lease-end: %v", &r)
+		}
+	}
+	if res, _ := CheckLinearizable(resolved, 10*time.Second); res != porcupine.Ok {
+		t.Errorf("revoke history: porcupine says %s", res)
+	}
+	// A server that acknowledged the revoke but deleted the key only
+	// later (say, when the lease expired): the model rejects it.
+	late := []Event{ePut, {Rev: 3, Type: EventPut, Key: "b", Value: "y", CreateRev: 3, Version: 1}, eDel}
+	late[2].Rev = 4
+	lateRecs := append(append([]Record(nil), revoked[:3]...), rec(2, 5, 15, put("b", "y"), wrote(3)))
+	lateRecs[2].Output.Rev = 3 // the revoke answered at revision 3 but deleted nothing
+	resolved, p = ResolveHistory(lateRecs, late)
+	if !p.Empty() {
+		t.Fatalf("late-delete history: resolve problems:%s", p.String())
+	}
+	if res, _ := CheckLinearizable(resolved, 10*time.Second); res != porcupine.Illegal {
+		t.Errorf("revoke that did not delete its attached key: porcupine says %s, want Illegal", res)
+	}
+
+	expect := func(name string, p Problems, want string) {
+		t.Helper()
+		if p.Empty() {
+			t.Errorf("%s: not caught", name)
+		} else if !strings.Contains(p.String(), want) {
+			t.Errorf("%s: caught, but want a problem mentioning %q:%s", name, want, p.String())
+		}
+	}
+	// A put acknowledged with a lease, logged without it.
+	noLease := ePut
+	noLease.Lease = 0
+	_, p = ResolveHistory(revoked[:2], []Event{noLease})
+	expect("put lost its lease", p, "with lease 0 instead of 77")
+	// A key deleted by a lease no grant returned.
+	eOther := eDel
+	eOther.PrevLease = M
+	_, p = ResolveHistory(revoked[:2], []Event{ePut, eOther})
+	expect("unknown lease", p, "no acknowledged grant")
+	// Renewed after the revoke returned.
+	renewed := append(append([]Record(nil), revoked...), rec(3, 80, 90, keepAlive("a", L), Output{TTL: 2}))
+	expect("renewal after revoke", CheckLeases(renewed, renewed), "renewed after")
+	// Expired early: TTL 2s from the grant's call at 0, but a read that
+	// returned at 1s saw the delete's revision.
+	early := []Record{
+		rec(0, 0, 10, grant("a", 2), granted(1, L, 2)),
+		rec(0, 20, 30, leasePut("a", "x", L), wrote(2)),
+		rec(2, 900_000_000, 1_000_000_000, get("a"), absent(3)),
+	}
+	resolved, p = ResolveHistory(early, events)
+	if !p.Empty() {
+		t.Fatalf("early-expiry history: resolve problems:%s", p.String())
+	}
+	expect("early expiry", CheckLeases(early, resolved), "expired early")
+	// Unless a pending delete of the key may have deleted it.
+	withDelete := append(append([]Record(nil), early...), pending(3, 500_000_000, del("a")))
+	resolved, _ = ResolveHistory(withDelete, events)
+	if p := CheckLeases(withDelete, resolved); !p.Empty() {
+		t.Errorf("delete blamed on an early expiry although a pending delete may have done it:%s", p.String())
+	}
+	// A renewal pushes the earliest end: seen at 2.5s after a renewal at
+	// 1s with TTL 2 is early too; at 3.5s it is not.
+	early[2].Call, early[2].Return = 2_400_000_000, 2_500_000_000
+	renewal := rec(0, 1_000_000_000, 1_000_000_010, keepAlive("a", L), Output{TTL: 2})
+	withRenewal := append(append([]Record(nil), early...), renewal)
+	resolved, _ = ResolveHistory(withRenewal, events)
+	expect("early expiry after renewal", CheckLeases(withRenewal, resolved), "expired early")
+	withRenewal[2].Call, withRenewal[2].Return = 3_400_000_000, 3_500_000_000
+	resolved, _ = ResolveHistory(withRenewal, events)
+	if p := CheckLeases(withRenewal, resolved); !p.Empty() {
+		t.Errorf("timely expiry rejected:%s", p.String())
+	}
+}
+
+func TestRevokedReadMutation(t *testing.T) {
+	const L = 0x77
+	recs := []Record{
+		rec(0, 0, 10, grant("a", 2), granted(1, L, 2)),
+		rec(0, 20, 30, leasePut("a", "x", L), wrote(2)),
+		rec(0, 40, 50, revoke("a", L), wrote(3)),
+		rec(1, 60, 70, get("a"), absent(3)),
+		rec(1, 80, 90, get("b"), absent(3)),
+	}
+	events := []Event{
+		{Rev: 2, Type: EventPut, Key: "a", Value: "x", CreateRev: 2, Version: 1, Lease: L},
+		{Rev: 3, Type: EventDelete, Key: "a", PrevFound: true, PrevValue: "x", PrevModRev: 2, PrevLease: L},
+	}
+	checkVerdict(t, "original", recs, porcupine.Ok)
+	bad, desc, ok := RevokedReadMutation(recs, events)
+	if !ok {
+		t.Fatal("no mutation found")
+	}
+	if len(bad) != 4 || !bad[3].Output.Found || bad[3].Output.Value != "x" || bad[3].Output.Lease != L {
+		t.Fatalf("mutation %s gave %+v", desc, bad)
+	}
+	checkVerdict(t, "mutated", bad, porcupine.Illegal)
+	// A revoke that deleted nothing offers no mutation.
+	if _, _, ok := RevokedReadMutation(recs, events[:1]); ok {
+		t.Error("mutation found though the revoke deleted nothing")
+	}
 }

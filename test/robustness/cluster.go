@@ -93,22 +93,25 @@ type ClusterOptions struct {
 }
 
 // Cluster is N server processes forming one cluster on loopback ports that
-// stay fixed across restarts.
+// stay fixed across restarts. The members reach each other only through
+// Net, the proxies that the nemesis partitions.
 type Cluster struct {
 	t       testing.TB
 	opts    ClusterOptions
 	token   string
 	Members []*Member
+	Net     *PeerNet
 }
 
 // Member is one server process of a cluster.
 type Member struct {
 	c          *Cluster
+	Index      int // in Cluster.Members and PeerNet
 	Name       string
 	DataDir    string
 	LogPath    string
 	ClientPort int
-	PeerPort   int
+	PeerPort   int // where the member listens for peers
 	HTTPPort   int
 
 	mu       sync.Mutex
@@ -147,7 +150,7 @@ func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	dir := t.TempDir()
 	for i := range opts.Members {
 		name := fmt.Sprintf("m%d", i)
-		m := &Member{c: c, Name: name,
+		m := &Member{c: c, Index: i, Name: name,
 			DataDir: filepath.Join(dir, name+".data"),
 			LogPath: filepath.Join(dir, name+".log"),
 		}
@@ -158,12 +161,29 @@ func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 		m.log = f
 		c.Members = append(c.Members, m)
 	}
+	pn, err := NewPeerNet(len(c.Members), IdentifyByProc(c.pids))
+	if err != nil {
+		t.Fatalf("peer network: %v", err)
+	}
+	c.Net = pn
+	// Registered after t.TempDir, so it runs before the directory goes.
+	t.Cleanup(c.cleanup)
 	if err := c.pickPorts(); err != nil {
 		t.Fatalf("pick ports: %v", err)
 	}
-	// Registered after t.TempDir, so it runs before the directory goes.
-	t.Cleanup(c.cleanup)
 	return c
+}
+
+// pids lists the process id of each member's current process (0 if none),
+// for the proxies to tell which member dialed them.
+func (c *Cluster) pids() []int {
+	pids := make([]int, len(c.Members))
+	for i, m := range c.Members {
+		if p := m.current(); p != nil && !p.exited() {
+			pids[i] = p.cmd.Process.Pid
+		}
+	}
+	return pids
 }
 
 func (c *Cluster) pickPorts() error {
@@ -173,6 +193,7 @@ func (c *Cluster) pickPorts() error {
 	}
 	for i, m := range c.Members {
 		m.ClientPort, m.PeerPort, m.HTTPPort = ports[3*i], ports[3*i+1], ports[3*i+2]
+		c.Net.SetTarget(i, "127.0.0.1:"+strconv.Itoa(m.PeerPort))
 	}
 	return nil
 }
@@ -340,10 +361,13 @@ func (c *Cluster) cleanup() {
 				c.t.Errorf("%v", err)
 			}
 		}
-		_ = m.log.Close()
 		if mark := crashMarker.FindString(m.Log()); mark != "" {
 			c.t.Errorf("%s log shows a crash (%q)", m.Name, mark)
 		}
+	}
+	c.Net.Close()
+	for _, m := range c.Members {
+		_ = m.log.Close()
 	}
 	if c.t.Failed() {
 		for _, m := range c.Members {
@@ -362,8 +386,12 @@ func (m *Member) Endpoint() string { return "127.0.0.1:" + strconv.Itoa(m.Client
 // ClientURL is the member's client URL.
 func (m *Member) ClientURL() string { return "http://" + m.Endpoint() }
 
-// PeerURL is the member's peer URL.
-func (m *Member) PeerURL() string { return "http://127.0.0.1:" + strconv.Itoa(m.PeerPort) }
+// PeerURL is the member's advertised peer URL: its proxy in Net, which
+// every member (itself included) dials to reach it.
+func (m *Member) PeerURL() string { return "http://127.0.0.1:" + strconv.Itoa(m.c.Net.Port(m.Index)) }
+
+// ListenPeerURL is where the member itself listens for peers.
+func (m *Member) ListenPeerURL() string { return "http://127.0.0.1:" + strconv.Itoa(m.PeerPort) }
 
 // HTTPURL is the member's metrics and health listener.
 func (m *Member) HTTPURL() string { return "http://127.0.0.1:" + strconv.Itoa(m.HTTPPort) }
@@ -388,7 +416,7 @@ func (m *Member) Args() []string {
 		"--data-dir", m.DataDir,
 		"--listen-client-urls", m.ClientURL(),
 		"--advertise-client-urls", m.ClientURL(),
-		"--listen-peer-urls", m.PeerURL(),
+		"--listen-peer-urls", m.ListenPeerURL(),
 		"--initial-advertise-peer-urls", m.PeerURL(),
 		"--initial-cluster", m.c.initialCluster(),
 		"--initial-cluster-state", "new",
@@ -442,6 +470,14 @@ func (m *Member) Start() error {
 	m.proc = p
 	m.paused = false
 	return nil
+}
+
+// Mark writes a line into the member's log, for events the nemesis causes
+// outside the process (partitions).
+func (m *Member) Mark(what string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.markLocked(what)
 }
 
 // markLocked writes a line into the member's log so that the log shows

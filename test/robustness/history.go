@@ -38,7 +38,16 @@ func (r *Record) IsWrite() bool {
 	case OpDelete:
 		return r.Output.Deleted > 0
 	}
+	// A revoke creates a revision only if it deleted a key, which its
+	// answer does not tell.
 	return false
+}
+
+// HasRev reports whether Output.Rev is a store revision the server
+// answered with (keep-alive answers and "lease not found" errors carry
+// none the checker relies on).
+func (r *Record) HasRev() bool {
+	return r.Acked() && r.Input.Kind != OpKeepAlive && !r.Output.NotFound
 }
 
 func (r *Record) String() string {
@@ -96,10 +105,12 @@ type Event struct {
 	Value     string `json:"value,omitempty"`
 	CreateRev int64  `json:"create_rev,omitempty"`
 	Version   int64  `json:"version,omitempty"`
+	Lease     int64  `json:"lease,omitempty"`
 
 	PrevFound  bool   `json:"prev_found,omitempty"`
 	PrevValue  string `json:"prev_value,omitempty"`
 	PrevModRev int64  `json:"prev_mod_rev,omitempty"`
+	PrevLease  int64  `json:"prev_lease,omitempty"`
 }
 
 // Event types.
@@ -120,11 +131,13 @@ func EventFromProto(ev *mvccpb.Event) Event {
 		e.Value = string(kv.Value)
 		e.CreateRev = kv.CreateRevision
 		e.Version = kv.Version
+		e.Lease = kv.Lease
 	}
 	if p := ev.PrevKv; p != nil {
 		e.PrevFound = true
 		e.PrevValue = string(p.Value)
 		e.PrevModRev = p.ModRevision
+		e.PrevLease = p.Lease
 	}
 	return e
 }
@@ -133,9 +146,15 @@ func (e Event) String() string {
 	s := fmt.Sprintf("rev %d %s %s", e.Rev, e.Type, e.Key)
 	if e.Type == EventPut {
 		s += fmt.Sprintf("=%q (create %d, version %d)", e.Value, e.CreateRev, e.Version)
+		if e.Lease != 0 {
+			s += fmt.Sprintf(" lease %x", e.Lease)
+		}
 	}
 	if e.PrevFound {
 		s += fmt.Sprintf(" prev %q@%d", e.PrevValue, e.PrevModRev)
+		if e.PrevLease != 0 {
+			s += fmt.Sprintf(" lease %x", e.PrevLease)
+		}
 	} else {
 		s += " no prev"
 	}

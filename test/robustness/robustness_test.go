@@ -27,9 +27,12 @@ const (
 
 // runConfig is one form of the test.
 type runConfig struct {
-	members      int
-	traffic      TrafficConfig
-	duration     time.Duration // traffic time
+	members  int
+	traffic  TrafficConfig
+	duration time.Duration // traffic time
+	// roundGrace is how much longer the traffic may run for the nemesis to
+	// finish its first round (every fault kind), if it has not by duration.
+	roundGrace   time.Duration
 	nemesis      NemesisConfig
 	checkTimeout time.Duration // porcupine
 	minWrites    int           // acknowledged writes below which the run proved nothing
@@ -46,11 +49,14 @@ func loadConfig(t *testing.T) runConfig {
 	}
 	cfg := runConfig{
 		members: 3,
-		traffic: TrafficConfig{Clients: 6, Keys: 8, MaxOps: 25000, OpTimeout: 2 * time.Second, Seed: seed},
-		// Bounded so that `make test` stays around a minute on two busy cores.
-		duration: 40 * time.Second,
-		nemesis: NemesisConfig{MaxActions: 10, MinGap: 500 * time.Millisecond, MaxGap: 2 * time.Second,
-			MinDown: 300 * time.Millisecond, MaxDown: 2500 * time.Millisecond, Seed: seed},
+		traffic: TrafficConfig{Clients: 6, LeaseClients: 3, LeaseKeys: 6, LeaseTTL: 2, Keys: 8, MaxOps: 60000, OpTimeout: 2 * time.Second, Seed: seed},
+		// Bounded so that `make test` stays within two minutes on two
+		// busy cores: one round of faults takes about a minute.
+		duration:   60 * time.Second,
+		roundGrace: 45 * time.Second,
+		nemesis: NemesisConfig{MaxActions: 20, MinGap: 500 * time.Millisecond, MaxGap: 1500 * time.Millisecond,
+			MinDown: 300 * time.Millisecond, MaxDown: 2500 * time.Millisecond,
+			MinPartition: 2 * time.Second, MaxPartition: 5 * time.Second, Seed: seed},
 		checkTimeout: 2 * time.Minute,
 		minWrites:    100,
 	}
@@ -76,6 +82,8 @@ func loadConfig(t *testing.T) runConfig {
 		// operations per key whatever the duration.
 		cfg.traffic.Rate = 200
 		cfg.traffic.Keys = max(8, int(8*cfg.duration.Minutes()))
+		// The lease clients do about 10 operations a second between them.
+		cfg.traffic.LeaseKeys = max(4, int(cfg.duration.Minutes()/2))
 		cfg.nemesis.MaxActions = 1 << 30
 		cfg.checkTimeout = 30 * time.Minute
 	}
@@ -89,7 +97,7 @@ func TestRobustness(t *testing.T) {
 	cfg := loadConfig(t)
 	// Starting, final checks and porcupine need a few minutes beyond the
 	// traffic in the worst case; better say so than die in a timeout panic.
-	if deadline, ok := t.Deadline(); ok && time.Until(deadline) < cfg.duration+3*time.Minute {
+	if deadline, ok := t.Deadline(); ok && time.Until(deadline) < cfg.duration+cfg.roundGrace+3*time.Minute {
 		t.Fatalf("go test -timeout leaves %v, the run needs %v plus a few minutes: pass -timeout 0 (or larger)",
 			time.Until(deadline).Round(time.Second), cfg.duration)
 	}
@@ -123,9 +131,24 @@ func TestRobustness(t *testing.T) {
 
 	rec := NewRecorder()
 	tr := NewTraffic(c, rec, cfg.traffic)
-	nem := NewNemesis(c, cfg.nemesis)
-	tctx, stopTraffic := context.WithTimeout(ctx, cfg.duration)
+	nem := NewNemesis(c, cfg.nemesis, rec.Now, tr)
+	tctx, stopTraffic := context.WithCancel(ctx)
 	defer stopTraffic()
+	go func() {
+		defer stopTraffic()
+		select {
+		case <-time.After(cfg.duration):
+		case <-tctx.Done():
+			return
+		}
+		// Let the nemesis finish its first round, so that every kind of
+		// fault is covered, if it was slow.
+		select {
+		case <-nem.RoundDone():
+		case <-time.After(cfg.roundGrace):
+		case <-tctx.Done():
+		}
+	}()
 	nemErr := make(chan error, 1)
 	go func() { nemErr <- nem.Run(tctx) }()
 	var problems Problems
@@ -137,8 +160,9 @@ func TestRobustness(t *testing.T) {
 		problems.Addf("nemesis: %v", err)
 	}
 	t.Logf("nemesis: %d actions:%s", len(nem.Actions()), nem.Summary())
+	t.Logf("peer network: %s", c.Net.Stats())
 
-	a := &Artifacts{Streams: map[string][]Event{}}
+	a := &Artifacts{Streams: map[string][]Event{}, Nemesis: nem.Actions()}
 	for _, m := range c.Members {
 		a.Logs = append(a.Logs, m.LogPath)
 	}
@@ -147,7 +171,7 @@ func TestRobustness(t *testing.T) {
 		t.Helper()
 		a.Raw = rec.Records()
 		sortRecords(a.Raw)
-		a.Summary = fmt.Sprintf("%s cluster, seed %d\nnemesis:%s\nproblems:%s", kind, cfg.traffic.Seed, nem.Summary(), problems.String())
+		a.Summary = fmt.Sprintf("%s cluster, seed %d\nnemesis:%s\npeer network: %s\nproblems:%s", kind, cfg.traffic.Seed, nem.Summary(), c.Net.Stats(), problems.String())
 		dir, err := a.Save()
 		if err != nil {
 			t.Errorf("saving the history for debugging: %v", err)
@@ -164,6 +188,11 @@ func TestRobustness(t *testing.T) {
 	// Catching up, the event log and HashKV get their own time.
 	hctx, cancel = context.WithTimeout(ctx, 3*readyTimeout)
 	defer cancel()
+	// No lease may end after the final revision is read.
+	if err := tr.DrainLeases(hctx); err != nil {
+		problems.Addf("revoking the leases left: %v", err)
+		fail("lease drain failed")
+	}
 
 	finalRev, err := finalReads(hctx, c, tr, rec)
 	if err != nil {
@@ -196,6 +225,7 @@ func TestRobustness(t *testing.T) {
 	problems.Merge("", p)
 	problems.Merge("", CheckReads(resolved, events, finalRev))
 	problems.Merge("", CheckRevisions(resolved))
+	problems.Merge("", CheckLeases(a.Raw, resolved))
 	resumes := 0
 	for _, w := range watchers {
 		got := w.Events()
@@ -207,7 +237,7 @@ func TestRobustness(t *testing.T) {
 		t.Logf("%s: %d events over %d sessions; sessions ended by: %s", w.Name, len(got), len(sessions), endReasons(sessions))
 	}
 
-	st := summarize(a.Raw, resolved)
+	st := summarize(a.Raw, resolved, events)
 	t.Logf("history: %s; final revision %d, %d events", st, finalRev, len(events))
 	if st.pending > 0 {
 		t.Logf("errors of pending operations: %s", errorCounts(a.Raw))
@@ -217,6 +247,16 @@ func TestRobustness(t *testing.T) {
 	}
 	if len(nem.Actions()) == 0 {
 		problems.Addf("the nemesis injected no failure")
+	}
+	faults := map[string]int{}
+	for _, act := range nem.Actions() {
+		faults[act.Fault]++
+	}
+	if faults[FaultIsolate] == 0 {
+		problems.Addf("the nemesis never isolated a member (faults: %v)", faults)
+	}
+	if st.byKind[OpGrant] == 0 || st.leaseEnds+st.revokedKeys == 0 {
+		problems.Addf("no lease deleted a key (%d grants): the lease checks proved nothing", st.byKind[OpGrant])
 	}
 	restarts := 0
 	for _, act := range nem.Actions() {
@@ -247,11 +287,23 @@ func TestRobustness(t *testing.T) {
 			problems.Addf("self-check: no read in the history to make stale")
 		} else if r, _ := CheckLinearizable(bad, cfg.checkTimeout); r != porcupine.Illegal {
 			problems.Addf("self-check: porcupine says %s for the history with a stale read injected (%s)", r, desc)
+		} else {
+			t.Logf("self-check: porcupine rejects the history with a stale read injected")
+		}
+		// And with a read of a revoked lease's key.
+		if bad, desc, ok := RevokedReadMutation(resolved, events); !ok {
+			if st.revokedKeys > 0 {
+				problems.Addf("self-check: no read after a revoke that deleted its key, to make it read the key")
+			}
+		} else if r, _ := CheckLinearizable(bad, cfg.checkTimeout); r != porcupine.Illegal {
+			problems.Addf("self-check: porcupine says %s for the history with a read of a revoked lease's key injected (%s)", r, desc)
+		} else {
+			t.Logf("self-check: porcupine rejects the history with a read of a revoked lease's key injected")
 		}
 	}
 
 	if !problems.Empty() {
-		a.Summary = fmt.Sprintf("%s cluster, seed %d\nhistory: %s\nnemesis:%s\nproblems:%s", kind, cfg.traffic.Seed, st, nem.Summary(), problems.String())
+		a.Summary = fmt.Sprintf("%s cluster, seed %d\nhistory: %s\nnemesis:%s\npeer network: %s\nproblems:%s", kind, cfg.traffic.Seed, st, nem.Summary(), c.Net.Stats(), problems.String())
 		dir, err := a.Save()
 		if err != nil {
 			t.Errorf("saving the history for debugging: %v", err)
@@ -381,12 +433,23 @@ func errorCounts(recs []Record) string {
 type historyStats struct {
 	ops, acked, pending, resolved, ackedWrites int
 	byKind                                     map[OpKind]int
+	// Leases: keep-alives answered "gone", revokes answered "not found",
+	// lease-ends found in the event log (expiries, mostly), and keys a
+	// revoke deleted at its own revision.
+	keepAliveGone, revokeNotFound, leaseEnds, revokedKeys int
 }
 
-func summarize(raw, resolved []Record) historyStats {
+func summarize(raw, resolved []Record, events []Event) historyStats {
 	s := historyStats{ops: len(raw), byKind: map[OpKind]int{}}
 	for i := range raw {
 		s.byKind[raw[i].Input.Kind]++
+		if raw[i].Output.NotFound {
+			if raw[i].Input.Kind == OpKeepAlive {
+				s.keepAliveGone++
+			} else {
+				s.revokeNotFound++
+			}
+		}
 		if raw[i].Acked() {
 			s.acked++
 			if raw[i].IsWrite() {
@@ -397,14 +460,41 @@ func summarize(raw, resolved []Record) historyStats {
 		}
 	}
 	for i := range resolved {
-		if resolved[i].Output.Resolved {
+		r := &resolved[i]
+		switch {
+		case r.Input.Kind == OpLeaseEnd:
+			s.leaseEnds++
+		case r.Output.Resolved:
 			s.resolved++
 		}
 	}
+	s.revokedKeys = revokedKeys(resolved, events)
 	return s
 }
 
+// revokedKeys counts the acknowledged revokes that deleted their key: the
+// event log has the key's DELETE, attached to the lease, at the revoke's
+// revision.
+func revokedKeys(recs []Record, events []Event) int {
+	at := map[int64]Event{}
+	for _, e := range events {
+		at[e.Rev] = e
+	}
+	n := 0
+	for i := range recs {
+		r := &recs[i]
+		if r.Input.Kind != OpRevoke || !r.HasRev() {
+			continue
+		}
+		if e, ok := at[r.Output.Rev]; ok && e.Type == EventDelete && e.Key == r.Input.Key && e.PrevLease == r.Input.Lease {
+			n++
+		}
+	}
+	return n
+}
+
 func (s historyStats) String() string {
-	return fmt.Sprintf("%d ops (get %d, put %d, txn %d, delete %d): %d acknowledged (%d writes), %d pending of which %d resolved from the event log",
-		s.ops, s.byKind[OpGet], s.byKind[OpPut], s.byKind[OpTxn], s.byKind[OpDelete], s.acked, s.ackedWrites, s.pending, s.resolved)
+	return fmt.Sprintf("%d ops (get %d, put %d, txn %d, delete %d, grant %d, keepalive %d (%d said gone), revoke %d (%d not found)): %d acknowledged (%d writes), %d pending of which %d resolved from the event log; %d keys deleted by a revoke, %d by the end of their lease (expiry or unanswered revoke)",
+		s.ops, s.byKind[OpGet], s.byKind[OpPut], s.byKind[OpTxn], s.byKind[OpDelete], s.byKind[OpGrant], s.byKind[OpKeepAlive], s.keepAliveGone,
+		s.byKind[OpRevoke], s.revokeNotFound, s.acked, s.ackedWrites, s.pending, s.resolved, s.revokedKeys, s.leaseEnds)
 }
