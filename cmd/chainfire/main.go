@@ -75,6 +75,7 @@ func serve(cmd *cobra.Command, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	platform.TuneGC(lg)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 

@@ -26,12 +26,12 @@ import (
 
 // testCluster is n in-process members on loopback.
 type testCluster struct {
-	t       *testing.T
+	t       testing.TB
 	cfgs    []Config
 	members []*Server
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,7 +41,7 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func newTestCluster(t *testing.T, n int, tweak ...func(*Config)) *testCluster {
+func newTestCluster(t testing.TB, n int, tweak ...func(*Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, members: make([]*Server, n)}
 	var initial []string

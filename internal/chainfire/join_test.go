@@ -20,7 +20,7 @@ import (
 )
 
 // eventually polls cond until it returns nil or within passes.
-func eventually(t *testing.T, what string, within time.Duration, cond func() error) {
+func eventually(t testing.TB, what string, within time.Duration, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
