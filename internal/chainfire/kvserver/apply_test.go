@@ -512,6 +512,22 @@ func TestLeases(t *testing.T) {
 	}
 }
 
+// A keep-alive that comes too late answers "not found" only once the revoke
+// has deleted the lease's keys, as etcd does: never while they are readable.
+func TestLateKeepAliveWaitsForRevoke(t *testing.T) {
+	s, _ := startServer(t)
+	l := mustGrant(t, s, 0, 1)
+	mustPut(t, s, "late", "1", l.ID)
+	// Past the deadline, likely before the revoke is applied.
+	time.Sleep(1050 * time.Millisecond)
+	if _, err := s.LeaseRenew(ctxT(t), l.ID); !errors.Is(err, lease.ErrNotFound) {
+		t.Fatalf("keep-alive after the deadline: %v, want lease not found", err)
+	}
+	if _, ok := mustGet(t, s, "late"); ok {
+		t.Fatal("the keep-alive reported the lease gone while its key was still there")
+	}
+}
+
 func TestLeaseExpiryRevokes(t *testing.T) {
 	s, _ := startServer(t)
 	l := mustGrant(t, s, 0, 1)

@@ -45,6 +45,11 @@ func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 		return 0, err
 	}
 	ttl, err := s.lessor.Renew(id)
+	if err == lease.ErrExpiring {
+		if err = s.waitLeaseGone(ctx, id); err != lease.ErrNotPrimary {
+			return 0, err
+		}
+	}
 	if err != lease.ErrNotPrimary {
 		return ttl, err
 	}
@@ -58,6 +63,30 @@ func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 		return 0, lease.ErrNotFound
 	}
 	return ttl, err
+}
+
+// waitLeaseGone waits, as etcd does, until an expired lease's revoke has
+// been applied, so that a client told the lease is gone finds its keys gone.
+// It returns lease.ErrNotPrimary if this member stops leading meanwhile.
+func (s *Server) waitLeaseGone(ctx context.Context, id int64) error {
+	t := time.NewTicker(s.opts.HeartbeatInterval / 4)
+	defer t.Stop()
+	for {
+		if _, err := s.lessor.Lookup(id, false); err == lease.ErrNotFound {
+			return lease.ErrNotFound
+		}
+		if s.leader.Load() != s.memberID {
+			// The next leader revokes it; ask that one.
+			return lease.ErrNotPrimary
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return contextErr(ctx.Err())
+		case <-s.stopping:
+			return ErrStopped
+		}
+	}
 }
 
 // LeaseTimeToLive describes a lease.

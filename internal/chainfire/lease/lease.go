@@ -24,6 +24,10 @@ var (
 	ErrExists      = errors.New("lease: lease already exists")
 	ErrTTLTooLarge = errors.New("lease: too large TTL")
 	ErrNotPrimary  = errors.New("lease: not the leader")
+	// ErrExpiring: the lease's deadline passed and its revoke is on its way;
+	// a keep-alive must wait for it rather than report the lease gone while
+	// its keys are still there.
+	ErrExpiring = errors.New("lease: expired, being revoked")
 )
 
 // Lease is one granted lease.
@@ -178,7 +182,7 @@ func (le *Lessor) Renew(id int64) (int64, error) {
 	now := le.now()
 	if l.expired || !l.expiry.After(now) {
 		// Too late, as in etcd: the lease is being revoked.
-		return 0, ErrNotFound
+		return 0, ErrExpiring
 	}
 	l.expiry = now.Add(time.Duration(l.TTL) * time.Second)
 	return l.TTL, nil

@@ -272,8 +272,8 @@ func TestExpiredOrderingLimitAndRetry(t *testing.T) {
 		t.Fatalf("Expired after retry delay = %v", got)
 	}
 	// A lease found expired stays expired: keep-alives no longer save it.
-	if _, err := le.Renew(30); err != ErrNotFound {
-		t.Fatalf("Renew of an expired lease = %v, want ErrNotFound", err)
+	if _, err := le.Renew(30); err != ErrExpiring {
+		t.Fatalf("Renew of an expired lease = %v, want ErrExpiring", err)
 	}
 	// A renewal before the deadline resets it to a full TTL.
 	mustGrant(t, le, 50, 5)
