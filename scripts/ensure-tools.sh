@@ -36,12 +36,14 @@ if [[ "$(go env CGO_ENABLED)" != 1 ]]; then
 fi
 
 # Fetch every module's dependencies up front so a slow proxy fails here,
-# with a clear message, rather than in the middle of the tests.
+# with a clear message, rather than in the middle of the tests. The code
+# generators (tools/buf, tools/protoc-gen) are left out: generated code is
+# committed, so only `make generate` needs them.
 while IFS= read -r mod; do
 	(cd "$(dirname "$mod")" && go mod download) || {
 		echo "ensure-tools: go mod download failed in $(dirname "$mod")" >&2
 		exit 1
 	}
-done < <(find . -name go.mod -not -path './.git/*' -not -path './bin/*')
+done < <(find . -name go.mod -not -path './.git/*' -not -path './bin/*' -not -path './tools/buf/*' -not -path './tools/protoc-gen/*')
 
 echo "ensure-tools: $(go version), gcc $(gcc -dumpversion): ok" >&2
