@@ -327,6 +327,7 @@ func (s *Server) connectPeers(cfg Config) error {
 	s.kv.SetPeers(s.peers)
 	gs, _ := platform.NewGRPCServer(platform.GRPCOptions{
 		TLS: peerTLS, MaxRecvMsgSize: 1 << 30, Registry: nil, Logger: s.lg,
+		ServerOptions: transport.ServerOptions(),
 	})
 	transport.Register(gs, peerHandler{s.kv, s.GossipAddr()})
 	for _, u := range cfg.ListenPeerURLs {

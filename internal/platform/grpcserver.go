@@ -36,6 +36,9 @@ type GRPCOptions struct {
 	// UnaryInterceptors and StreamInterceptors run after the metrics interceptor.
 	UnaryInterceptors  []grpc.UnaryServerInterceptor
 	StreamInterceptors []grpc.StreamServerInterceptor
+	// ServerOptions are added last, e.g. flow-control windows for a server
+	// of long bulk streams.
+	ServerOptions []grpc.ServerOption
 }
 
 // NewGRPCServer returns a gRPC server with the standard health service
@@ -68,6 +71,7 @@ func NewGRPCServer(o GRPCOptions) (*grpc.Server, *health.Server) {
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
+	opts = append(opts, o.ServerOptions...)
 	s := grpc.NewServer(opts...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s, hs)
