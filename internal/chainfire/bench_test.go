@@ -30,3 +30,18 @@ func BenchmarkClusterPut(b *testing.B) {
 	}
 	wg.Wait()
 }
+
+// BenchmarkClusterPutSerial is one client writing through the leader: each
+// put waits for a replication round trip and two fsyncs.
+func BenchmarkClusterPutSerial(b *testing.B) {
+	c := newTestCluster(b, 3)
+	cli := c.client(c.leader())
+	val := string(make([]byte, 256))
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := cli.Put(ctx, fmt.Sprintf("k%d", i%100), val); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1037,3 +1037,21 @@ func TestAutoCompactorTarget(t *testing.T) {
 		t.Fatal("disabled compactor compacted")
 	}
 }
+
+// A lone voter that leads answers read indexes from its commit index, once
+// an entry of its term is committed, and reads still see every write.
+func TestSoleVoterReadIndex(t *testing.T) {
+	s, _ := startServer(t)
+	mustPut(t, s, "k", "v1", 0)
+	idx, ok := s.soleVoterReadIndex()
+	if !ok {
+		t.Fatal("the lone leader did not take the short path")
+	}
+	if idx < s.applied.Load() {
+		t.Fatalf("read index %d is below the applied index %d of an acknowledged write", idx, s.applied.Load())
+	}
+	mustPut(t, s, "k", "v2", 0)
+	if v, _ := mustGet(t, s, "k"); v != "v2" {
+		t.Fatalf("linearizable read after the write got %q", v)
+	}
+}

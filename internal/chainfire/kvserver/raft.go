@@ -135,6 +135,12 @@ func (s *Server) handleReady() error {
 	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
 		s.term.Store(rd.HardState.GetTerm())
 		s.committed.Store(rd.HardState.GetCommit())
+		// Like raft's own ReadIndex, reads served from the commit index
+		// wait until the leader has committed an entry of its term: only
+		// then is that index known to cover everything committed before.
+		if t, err := s.raftLog.Storage().Term(rd.HardState.GetCommit()); err == nil && t == rd.HardState.GetTerm() {
+			s.termCommitted.Store(t)
+		}
 	}
 	if len(rd.ReadStates) > 0 {
 		rs := rd.ReadStates[len(rd.ReadStates)-1]

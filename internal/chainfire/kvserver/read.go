@@ -77,6 +77,9 @@ func (s *Server) readLoop() {
 
 // requestReadIndex asks raft for the commit index a read must wait for.
 func (s *Server) requestReadIndex() (uint64, error) {
+	if idx, ok := s.soleVoterReadIndex(); ok {
+		return idx, nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
 	err := s.waitLeader(ctx)
 	cancel()
@@ -116,4 +119,23 @@ func (s *Server) requestReadIndex() (uint64, error) {
 			return 0, ErrStopped
 		}
 	}
+}
+
+// soleVoterReadIndex answers a read index without a raft round when this
+// member leads and is the only voter: then nothing can be committed without
+// it, so its commit index covers every write acknowledged so far, once an
+// entry of its own term is committed. (Raft answers such a ReadIndex at once
+// too; this skips the trip through the raft loop.) Leadership and
+// configuration are read after the read began; a
+// member that must hand leadership to a new voter learns of it, and updates
+// both, before it acknowledges anything for the new leader.
+func (s *Server) soleVoterReadIndex() (uint64, bool) {
+	if s.leader.Load() != s.memberID || s.termCommitted.Load() != s.term.Load() {
+		return 0, false
+	}
+	cs := s.confState.Load()
+	if cs == nil || len(cs.Voters) != 1 || cs.Voters[0] != s.memberID || len(cs.VotersOutgoing) != 0 {
+		return 0, false
+	}
+	return s.committed.Load(), true
 }

@@ -163,8 +163,11 @@ type Server struct {
 	leader    atomic.Uint64
 	term      atomic.Uint64
 	committed atomic.Uint64
-	applied   atomic.Uint64
-	confState atomic.Pointer[raftpb.ConfState]
+	// termCommitted is the last term in which this member saw an entry of
+	// that term committed.
+	termCommitted atomic.Uint64
+	applied       atomic.Uint64
+	confState     atomic.Pointer[raftpb.ConfState]
 	// view is the raft loop's membership, which membership changes are
 	// decided against (confview.go); confs the configurations since the
 	// last log compaction.
