@@ -20,14 +20,22 @@ type authService struct {
 // authCall proposes one auth request and returns its typed response with
 // the header filled.
 func authCall[T any](ctx context.Context, a *authService, r *pb.InternalRaftRequest, header func(T) **pb.ResponseHeader) (T, error) {
-	var zero T
 	resp, err := a.s.AuthRequest(ctx, r)
 	if err != nil {
+		var zero T
 		return zero, togRPCError(err)
 	}
-	out := resp.(T)
-	a.h.fill(header(out))
-	return out, nil
+	return finish(a, resp.(T), nil, header)
+}
+
+// finish maps err to etcd's error or fills resp's header.
+func finish[T any](a *authService, resp T, err error, header func(T) **pb.ResponseHeader) (T, error) {
+	if err != nil {
+		var zero T
+		return zero, togRPCError(err)
+	}
+	a.h.fill(header(resp))
+	return resp, nil
 }
 
 func (a *authService) AuthEnable(ctx context.Context, r *pb.AuthEnableRequest) (*pb.AuthEnableResponse, error) {
@@ -44,20 +52,12 @@ func (a *authService) AuthStatus(ctx context.Context, r *pb.AuthStatusRequest) (
 
 func (a *authService) Authenticate(ctx context.Context, r *pb.AuthenticateRequest) (*pb.AuthenticateResponse, error) {
 	resp, err := a.s.Authenticate(ctx, r)
-	if err != nil {
-		return nil, togRPCError(err)
-	}
-	a.h.fill(&resp.Header)
-	return resp, nil
+	return finish(a, resp, err, func(x *pb.AuthenticateResponse) **pb.ResponseHeader { return &x.Header })
 }
 
 func (a *authService) UserAdd(ctx context.Context, r *pb.AuthUserAddRequest) (*pb.AuthUserAddResponse, error) {
 	resp, err := a.s.UserAdd(ctx, r)
-	if err != nil {
-		return nil, togRPCError(err)
-	}
-	a.h.fill(&resp.Header)
-	return resp, nil
+	return finish(a, resp, err, func(x *pb.AuthUserAddResponse) **pb.ResponseHeader { return &x.Header })
 }
 
 func (a *authService) UserGet(ctx context.Context, r *pb.AuthUserGetRequest) (*pb.AuthUserGetResponse, error) {
@@ -74,11 +74,7 @@ func (a *authService) UserDelete(ctx context.Context, r *pb.AuthUserDeleteReques
 
 func (a *authService) UserChangePassword(ctx context.Context, r *pb.AuthUserChangePasswordRequest) (*pb.AuthUserChangePasswordResponse, error) {
 	resp, err := a.s.UserChangePassword(ctx, r)
-	if err != nil {
-		return nil, togRPCError(err)
-	}
-	a.h.fill(&resp.Header)
-	return resp, nil
+	return finish(a, resp, err, func(x *pb.AuthUserChangePasswordResponse) **pb.ResponseHeader { return &x.Header })
 }
 
 func (a *authService) UserGrantRole(ctx context.Context, r *pb.AuthUserGrantRoleRequest) (*pb.AuthUserGrantRoleResponse, error) {
