@@ -15,11 +15,9 @@ const serverGCPercent = 200
 
 // TuneGC applies serverGCPercent unless the operator chose GOGC.
 func TuneGC(lg *slog.Logger) {
-	if _, set := lookupGOGC(); set {
+	if _, set := os.LookupEnv("GOGC"); set {
 		return
 	}
 	debug.SetGCPercent(serverGCPercent)
 	lg.Debug("garbage collector target set", "gogc", serverGCPercent)
 }
-
-func lookupGOGC() (string, bool) { return os.LookupEnv("GOGC") }

@@ -162,14 +162,20 @@ func (s *Server) hashPassword(ctx context.Context, pw string) (string, error) {
 	return h, err
 }
 
+// checkedHash hashes a password for a proposal, once the caller is known to
+// be allowed to manage auth, so refused calls cost no bcrypt work.
+func (s *Server) checkedHash(ctx context.Context, pw string) (string, error) {
+	if err := s.adminPrecheck(ctx); err != nil {
+		return "", err
+	}
+	return s.hashPassword(ctx, pw)
+}
+
 // UserAdd adds a user; its password is hashed here, before proposing.
 func (s *Server) UserAdd(ctx context.Context, r *pb.AuthUserAddRequest) (*pb.AuthUserAddResponse, error) {
 	r = proto.Clone(r).(*pb.AuthUserAddRequest)
 	if r.Options == nil || !r.Options.NoPassword {
-		if err := s.adminPrecheck(ctx); err != nil {
-			return nil, err
-		}
-		h, err := s.hashPassword(ctx, r.Password)
+		h, err := s.checkedHash(ctx, r.Password)
 		if err != nil {
 			return nil, err
 		}
@@ -182,10 +188,7 @@ func (s *Server) UserAdd(ctx context.Context, r *pb.AuthUserAddRequest) (*pb.Aut
 func (s *Server) UserChangePassword(ctx context.Context, r *pb.AuthUserChangePasswordRequest) (*pb.AuthUserChangePasswordResponse, error) {
 	r = proto.Clone(r).(*pb.AuthUserChangePasswordRequest)
 	if r.Password != "" {
-		if err := s.adminPrecheck(ctx); err != nil {
-			return nil, err
-		}
-		h, err := s.hashPassword(ctx, r.Password)
+		h, err := s.checkedHash(ctx, r.Password)
 		if err != nil {
 			return nil, err
 		}

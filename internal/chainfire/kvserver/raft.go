@@ -115,7 +115,7 @@ func (s *Server) proposeBatch(first []byte) {
 func (s *Server) proposeOne(data []byte) {
 	lead := s.rn.BasicStatus().Lead
 	_, member := s.view.Members[lead]
-	if lead == 0 || (lead != s.memberID && !member) {
+	if lead != s.memberID && !member {
 		s.wait.trigger(requestID(data), result{err: errNotProposed})
 		return
 	}

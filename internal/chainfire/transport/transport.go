@@ -466,10 +466,7 @@ func (t *Transport) stream(p *peer) error {
 			return nil
 		case m := <-p.queue:
 			if err := cs.SendMsg(m); err != nil {
-				// The peer ended the stream: its reason comes with RecvMsg.
-				if errors.Is(err, io.EOF) {
-					err = cs.RecvMsg(&emptypb.Empty{})
-				}
+				err = finishStream(cs, err)
 				if st, ok := status.FromError(err); ok && st.Code() == removedStatus.Code() && st.Message() == removedStatus.Message() {
 					t.lg.Warn("a peer says this member was removed from the cluster", "peer", fmt.Sprintf("%x", p.id))
 					t.mu.Lock()
