@@ -317,18 +317,32 @@ func getPrefix(t testing.TB, s *Server, prefix string) ctlGet {
 	return g
 }
 
-// wantSameKeys fails the test unless every member serves the same keys
-// (with revisions, versions and leases) at the same revision from its own
-// state. Call it after WaitHashKVEqual: it does not wait.
+// wantSameKeys fails the test unless every member comes to serve the same
+// keys (with revisions, versions and leases) at the same revision from its
+// own state (serializable reads) within convergeBound. It waits rather than
+// compares once: a put whose client timed out may still be committed later,
+// as in etcd, and reach the members one after another.
 func wantSameKeys(t testing.TB, members []*Server, prefix string) {
 	t.Helper()
-	first := getPrefix(t, members[0], prefix)
-	for _, m := range members[1:] {
-		g := getPrefix(t, m, prefix)
-		if g.Header.Revision != first.Header.Revision || !reflect.DeepEqual(g.Kvs, first.Kvs) {
-			t.Errorf("%s at revision %d serves\n%+v\n%s at revision %d serves\n%+v",
-				m.Name, g.Header.Revision, g.Kvs, members[0].Name, first.Header.Revision, first.Kvs)
+	deadline := time.Now().Add(convergeBound)
+	for {
+		first := getPrefix(t, members[0], prefix)
+		var diffs []string
+		for _, m := range members[1:] {
+			g := getPrefix(t, m, prefix)
+			if g.Header.Revision != first.Header.Revision || !reflect.DeepEqual(g.Kvs, first.Kvs) {
+				diffs = append(diffs, fmt.Sprintf("%s at revision %d serves\n%+v\n%s at revision %d serves\n%+v",
+					m.Name, g.Header.Revision, g.Kvs, members[0].Name, first.Header.Revision, first.Kvs))
+			}
 		}
+		if len(diffs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("members still differ after %v:\n%s", convergeBound, strings.Join(diffs, "\n"))
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -16,11 +16,13 @@ import (
 	"log/slog"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -79,6 +81,14 @@ const (
 	streamWindow = 4 << 20
 	connWindow   = 16 << 20
 )
+
+// peerConnectParams keeps reconnecting to a peer that is down at least once
+// a second: gRPC's default backoff grows to two minutes, which would leave a
+// restarted member cut off long after it is back.
+var peerConnectParams = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: time.Second,
+}
 
 // ServerOptions are the gRPC server options of the peer listener.
 func ServerOptions() []grpc.ServerOption {
@@ -210,6 +220,11 @@ type peer struct {
 	conn  *grpc.ClientConn
 	queue chan *raftpb.Message
 	stop  chan struct{}
+	// connected is set while a stream to the peer is open. Messages for a
+	// peer without one are dropped rather than queued: raft resends what
+	// matters, and a queue held across a peer's restart would deliver stale
+	// messages, such as a proposal forwarded long after its client gave up.
+	connected atomic.Bool
 }
 
 // AddPeer starts sending to a member at one of its peer URLs.
@@ -227,6 +242,7 @@ func (t *Transport) AddPeer(id uint64, peerURLs []string) error {
 	}
 	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(creds),
 		grpc.WithInitialWindowSize(streamWindow), grpc.WithInitialConnWindowSize(connWindow),
+		grpc.WithConnectParams(peerConnectParams),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxMessageBytes), grpc.MaxCallRecvMsgSize(maxMessageBytes)))
 	if err != nil {
 		return fmt.Errorf("peer %x: %w", id, err)
@@ -256,14 +272,19 @@ func (t *Transport) RemovePeer(id uint64) {
 	}
 }
 
-// Send queues messages for their peers without blocking; a full queue drops
-// the message and reports the peer unreachable, and raft resends.
+// Send queues messages for their peers without blocking; a full queue or a
+// peer not connected drops the message and reports the peer unreachable, and
+// raft resends.
 func (t *Transport) Send(msgs []*raftpb.Message) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, m := range msgs {
 		p := t.peers[m.GetTo()]
 		if p == nil {
+			continue
+		}
+		if !p.connected.Load() {
+			t.unreachable(p.id)
 			continue
 		}
 		select {
@@ -460,6 +481,17 @@ func (t *Transport) stream(p *peer) error {
 	if err != nil {
 		return err
 	}
+	p.connected.Store(true)
+	defer func() {
+		p.connected.Store(false)
+		for {
+			select {
+			case <-p.queue:
+			default:
+				return
+			}
+		}
+	}()
 	for {
 		select {
 		case <-p.stop:
