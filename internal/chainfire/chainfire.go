@@ -329,7 +329,8 @@ func (s *Server) connectPeers(cfg Config) error {
 		TLS: peerTLS, MaxRecvMsgSize: 1 << 30, Registry: nil, Logger: s.lg,
 		ServerOptions: transport.ServerOptions(),
 	})
-	transport.Register(gs, peerHandler{s.kv, s.GossipAddr()})
+	h := peerHandler{s.kv, s.GossipAddr()}
+	transport.Register(gs, h)
 	for _, u := range cfg.ListenPeerURLs {
 		l, secure, err := platform.ListenNetwork(u)
 		if err != nil {
@@ -339,9 +340,11 @@ func (s *Server) connectPeers(cfg Config) error {
 			_ = l.Close()
 			return fmt.Errorf("listen %s: TLS URL without --peer-cert-file", u)
 		}
-		// Peer streams never end on their own, and raft resends whatever a
-		// stop cuts off: no graceful drain.
-		s.group.Go(func() error { return gs.Serve(l) }, func(context.Context) error { gs.Stop(); return nil })
+		// Raft streams are served beside gRPC on the same port. Peer streams
+		// never end on their own, and raft resends whatever a stop cuts
+		// off: no graceful drain.
+		ml := transport.NewListener(l, peerTLS, h, s.lg.With("component", "transport"))
+		s.group.Go(func() error { return gs.Serve(ml) }, func(context.Context) error { gs.Stop(); return ml.Close() })
 	}
 	return nil
 }

@@ -1,10 +1,11 @@
-// Package transport carries raft messages between Chainfire members over
-// gRPC: one long-lived client stream per peer, fed from a bounded queue, so a
-// slow or dead peer never blocks the raft loop (raft retransmits what is
-// dropped), plus the few unary calls a follower makes to the leader.
+// Package transport carries raft messages between Chainfire members: one
+// long-lived raft stream per peer on the peer port (see stream.go), fed from
+// a bounded queue, so a slow or dead peer never blocks the raft loop (raft
+// retransmits what is dropped). Snapshots and the few unary calls a follower
+// makes to the leader go over gRPC on the same port.
 //
-// The service is declared here by hand rather than generated: its messages
-// are raft's and etcd's own protobuf types.
+// The gRPC service is declared here by hand rather than generated: its
+// messages are raft's and etcd's own protobuf types.
 package transport
 
 import (
@@ -23,10 +24,8 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -69,9 +68,6 @@ const serviceName = "chainfire.peer.v1.Peer"
 // that was removed from the cluster. The sender is told, and stops: without
 // it, a member removed while cut off would campaign forever.
 var ErrRemoved = errors.New("the sending member was removed from the cluster")
-
-// removedStatus carries ErrRemoved on the wire.
-var removedStatus = status.New(codes.FailedPrecondition, "chainfire: "+ErrRemoved.Error())
 
 // Fixed flow-control windows for peer connections: large enough that a
 // stream of appends never waits for a window update on a LAN, and fixed so
@@ -116,26 +112,6 @@ func Register(gs *grpc.Server, h Handler) {
 					return err
 				}
 				return stream.SendMsg(&emptypb.Empty{})
-			},
-		}, {
-			StreamName:    "Messages",
-			ClientStreams: true,
-			Handler: func(_ any, stream grpc.ServerStream) error {
-				for {
-					m := &raftpb.Message{}
-					if err := stream.RecvMsg(m); err != nil {
-						if errors.Is(err, io.EOF) {
-							return stream.SendMsg(&emptypb.Empty{})
-						}
-						return err
-					}
-					if err := h.Step(stream.Context(), m); err != nil {
-						if errors.Is(err, ErrRemoved) {
-							return removedStatus.Err()
-						}
-						return err
-					}
-				}
 			},
 		}},
 		Methods: []grpc.MethodDesc{{
@@ -217,9 +193,13 @@ func New(lg *slog.Logger, tlsCfg *tls.Config, unreachable func(id uint64)) *Tran
 
 type peer struct {
 	id    uint64
+	addr  string      // host:port of the peer listener
+	tls   *tls.Config // nil for a plain-text peer URL
 	conn  *grpc.ClientConn
 	queue chan *raftpb.Message
-	stop  chan struct{}
+	// ctx ends when the peer is removed or the transport closed.
+	ctx    context.Context
+	cancel context.CancelFunc
 	// connected is set while a stream to the peer is open. Messages for a
 	// peer without one are dropped rather than queued: raft resends what
 	// matters, and a queue held across a peer's restart would deliver stale
@@ -247,10 +227,17 @@ func (t *Transport) AddPeer(id uint64, peerURLs []string) error {
 	if err != nil {
 		return fmt.Errorf("peer %x: %w", id, err)
 	}
-	p := &peer{id: id, conn: conn, queue: make(chan *raftpb.Message, queueSize), stop: make(chan struct{})}
+	var streamTLS *tls.Config
+	if u.Scheme == "https" {
+		streamTLS = t.tls.Clone()
+		streamTLS.ServerName = u.Hostname()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &peer{id: id, addr: u.Host, tls: streamTLS, conn: conn, queue: make(chan *raftpb.Message, queueSize), ctx: ctx, cancel: cancel}
 	t.mu.Lock()
 	if old := t.peers[id]; old != nil {
 		t.mu.Unlock()
+		cancel()
 		_ = conn.Close()
 		return nil
 	}
@@ -268,7 +255,7 @@ func (t *Transport) RemovePeer(id uint64) {
 	delete(t.peers, id)
 	t.mu.Unlock()
 	if p != nil {
-		close(p.stop)
+		p.cancel()
 	}
 }
 
@@ -310,7 +297,7 @@ func (t *Transport) SendSnapshot(ctx context.Context, m *raftpb.Message, body io
 	defer cancel()
 	go func() {
 		select {
-		case <-p.stop:
+		case <-p.ctx.Done():
 			cancel()
 		case <-ctx.Done():
 		}
@@ -448,69 +435,27 @@ func peerCredentials(u *url.URL, tlsCfg *tls.Config) (credentials.TransportCrede
 	return credentials.NewTLS(cfg), nil
 }
 
-// run keeps one stream to the peer open and feeds it from the queue.
+// run keeps one raft stream to the peer open and feeds it from the queue.
 func (t *Transport) run(p *peer) {
 	defer t.wg.Done()
 	defer p.conn.Close()
 	backoff := 50 * time.Millisecond
-	for {
-		select {
-		case <-p.stop:
-			return
-		default:
-		}
+	for p.ctx.Err() == nil {
+		start := time.Now()
 		err := t.stream(p)
 		if err == nil {
 			return
 		}
 		t.unreachable(p.id)
+		if time.Since(start) > time.Second {
+			backoff = 50 * time.Millisecond // it was up: retry soon
+		}
 		select {
-		case <-p.stop:
+		case <-p.ctx.Done():
 			return
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
-	}
-}
-
-func (t *Transport) stream(p *peer) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	desc := &grpc.StreamDesc{StreamName: "Messages", ClientStreams: true}
-	cs, err := p.conn.NewStream(ctx, desc, "/"+serviceName+"/Messages")
-	if err != nil {
-		return err
-	}
-	p.connected.Store(true)
-	defer func() {
-		p.connected.Store(false)
-		for {
-			select {
-			case <-p.queue:
-			default:
-				return
-			}
-		}
-	}()
-	for {
-		select {
-		case <-p.stop:
-			return nil
-		case m := <-p.queue:
-			if err := cs.SendMsg(m); err != nil {
-				err = finishStream(cs, err)
-				if st, ok := status.FromError(err); ok && st.Code() == removedStatus.Code() && st.Message() == removedStatus.Message() {
-					t.lg.Warn("a peer says this member was removed from the cluster", "peer", fmt.Sprintf("%x", p.id))
-					t.mu.Lock()
-					fn := t.removed
-					t.mu.Unlock()
-					if fn != nil {
-						fn()
-					}
-				}
-				return err
-			}
-		}
 	}
 }
 
@@ -521,7 +466,7 @@ func (t *Transport) Close() {
 	t.peers = map[uint64]*peer{}
 	t.mu.Unlock()
 	for _, p := range peers {
-		close(p.stop)
+		p.cancel()
 	}
 	t.wg.Wait()
 }

@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -53,11 +55,27 @@ func startPeer(t *testing.T, h Handler) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	return servePeer(t, l, h, nil, "http")
+}
+
+// servePeer serves gRPC and raft streams on l, as a member does.
+func servePeer(t *testing.T, l net.Listener, h Handler, tlsCfg *tls.Config, scheme string) string {
+	t.Helper()
+	var opts []grpc.ServerOption
+	if tlsCfg != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	gs := grpc.NewServer(opts...)
 	Register(gs, h)
-	go func() { _ = gs.Serve(l) }()
-	t.Cleanup(gs.Stop)
-	return "http://" + l.Addr().String()
+	ml := NewListener(l, tlsCfg, h, slog.New(slog.DiscardHandler))
+	done := make(chan struct{})
+	go func() { _ = gs.Serve(ml); close(done) }()
+	t.Cleanup(func() {
+		gs.Stop()
+		_ = ml.Close()
+		<-done
+	})
+	return scheme + "://" + l.Addr().String()
 }
 
 func snapMsg() *raftpb.Message {
