@@ -26,13 +26,15 @@ import (
 //	resource.kind       string     innermost <kind> ("" for system, orgs, projects)
 //	resource.id         string     innermost <id>
 //	resource.labels     map(string, string)  labels supplied by the calling service
-//	principal.name      string     "users/alice", "serviceAccounts/ci"
+//	principal.name      string     the API name ("orgs/acme/users/alice") when the
+//	                               principal has a ResourceName, else "users/alice"
 //	principal.id        string     "alice"
 //	principal.kind      string     "user" or "serviceAccount"
 //	principal.org       string     owning org ("" for system users)
 //	principal.project   string     owning project of a service account, else ""
 //	principal.labels    map(string, string)  labels set on the principal
-//	principal.groups    list(string)  groups of the principal ("groups/<id>")
+//	principal.groups    list(string)  groups of the principal, by ResourceName
+//	                               ("orgs/acme/groups/oncall") or else "groups/<id>"
 //
 // Functions: the CEL standard library, optional types (m[?k].orValue(v)),
 // and inCIDR(ip string, cidr string) bool, e.g.
@@ -212,6 +214,9 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		}
 		return a.resLabelsVal, true
 	case "principal.name":
+		if a.p.ResourceName != "" {
+			return types.String(a.p.ResourceName), true
+		}
 		return types.String(a.p.Name), true
 	case "principal.id":
 		return types.String(a.p.ref.ID), true

@@ -96,6 +96,26 @@ func TestConditionVariables(t *testing.T) {
 	}
 }
 
+// With API names given, conditions see principal.name and principal.groups
+// as the API writes them.
+func TestConditionResourceNames(t *testing.T) {
+	e := newTestEvaluator(t)
+	must(t, e.Update(func(tx *Tx) error {
+		must(t, tx.PutPrincipal(Principal{Name: "users/u1", ResourceName: "orgs/acme/users/alice", Org: "acme"}))
+		must(t, tx.PutGroup(Group{Name: "groups/g1", ResourceName: "orgs/acme/groups/oncall", Org: "acme"}))
+		must(t, tx.AddMember("groups/g1", "users/u1"))
+		return tx.PutBinding(Binding{ID: "c", Subject: "users/u1", Role: "ProjectEditor", Scope: "orgs/acme",
+			Effect: EffectAllow, Condition: `principal.name == "orgs/acme/users/alice" && "orgs/acme/groups/oncall" in principal.groups`})
+	}))
+	d, err := e.Authorize(context.Background(), Request{Principal: "users/u1", Permission: "flashdns:zones:get", Resource: "orgs/acme/projects/web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Allowed || d.BindingID != "c" {
+		t.Fatalf("want allowed by c, got %v", d)
+	}
+}
+
 func TestConditionOutcomes(t *testing.T) {
 	req := Request{Principal: "users/alice", Permission: "plasmavmc:vms:get", Resource: "orgs/acme/projects/p", SourceIP: "10.0.0.1"}
 	for _, tc := range []struct {

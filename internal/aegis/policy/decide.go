@@ -198,6 +198,18 @@ func gather(groups []string, cands []*binding, q *query) ([]string, []*binding) 
 	return groups, cands
 }
 
+// groupNames are the names conditions see for the principal's groups.
+func (q *query) groupNames(groups []string) []string {
+	out := make([]string, len(groups))
+	for i, g := range groups {
+		out[i] = g
+		if gr := q.s.subject(g); gr != nil && gr.group != nil && gr.group.ResourceName != "" {
+			out[i] = gr.group.ResourceName
+		}
+	}
+	return out
+}
+
 // activation returns the condition variables, built on first use.
 func (q *query) activation(perm *permission, groups []string) *activation {
 	if q.act == nil {
@@ -207,7 +219,7 @@ func (q *query) activation(perm *permission, groups []string) *activation {
 			res:       q.res,
 			resLabels: q.labels,
 			p:         q.p,
-			groups:    slices.Clone(groups),
+			groups:    q.groupNames(groups),
 		}
 	}
 	q.act.perm = perm.full

@@ -177,6 +177,11 @@ type Principal struct {
 	// Labels are free-form attributes visible to conditions as
 	// principal.labels.
 	Labels map[string]string
+	// ResourceName is the principal's API name, e.g.
+	// "orgs/acme/users/alice", which conditions see as principal.name;
+	// empty means Name. Names inside the evaluator stay short ids so that
+	// renames of the API's naming scheme never touch decisions.
+	ResourceName string
 }
 
 type principal struct {
@@ -192,6 +197,9 @@ type Group struct {
 	Name string
 	// Org is the owning org.
 	Org string
+	// ResourceName is the group's API name, e.g. "orgs/acme/groups/oncall",
+	// which conditions see in principal.groups; empty means Name.
+	ResourceName string
 }
 
 type group struct{ Group }

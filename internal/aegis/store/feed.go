@@ -114,7 +114,7 @@ func (f *feed) recordPut(ix *index, old, e *entry) {
 			f.op(func(tx *policy.Tx) error { return tx.DeleteGroup(oldSub) })
 		}
 		e.pol = sub
-		g := policy.Group{Name: sub, Org: orgOfName(e.name)}
+		g := policy.Group{Name: sub, Org: orgOfName(e.name), ResourceName: e.name}
 		f.op(func(tx *policy.Tx) error { return tx.PutGroup(g) })
 	case *aegisv1.GroupMember:
 		if old != nil && old.pol != "" {
@@ -244,18 +244,20 @@ func (ix *index) principalOf(e *entry) policy.Principal {
 	switch m := e.msg.(type) {
 	case *aegisv1.User:
 		return policy.Principal{
-			Name:     "users/" + m.GetUid(),
-			Org:      n.org,
-			Disabled: m.GetState() == aegisv1.User_STATE_DISABLED || suspended,
-			Labels:   m.GetLabels(),
+			Name:         "users/" + m.GetUid(),
+			ResourceName: e.name,
+			Org:          n.org,
+			Disabled:     m.GetState() == aegisv1.User_STATE_DISABLED || suspended,
+			Labels:       m.GetLabels(),
 		}
 	case *aegisv1.ServiceAccount:
 		return policy.Principal{
-			Name:     "serviceAccounts/" + m.GetUid(),
-			Org:      n.org,
-			Project:  n.project,
-			Disabled: m.GetState() == aegisv1.ServiceAccount_STATE_DISABLED || suspended,
-			Labels:   m.GetLabels(),
+			Name:         "serviceAccounts/" + m.GetUid(),
+			ResourceName: e.name,
+			Org:          n.org,
+			Project:      n.project,
+			Disabled:     m.GetState() == aegisv1.ServiceAccount_STATE_DISABLED || suspended,
+			Labels:       m.GetLabels(),
 		}
 	}
 	return policy.Principal{}

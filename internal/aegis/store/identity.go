@@ -510,7 +510,7 @@ func (s *Store) CreateServiceAccountKey(ctx context.Context, parent string, key 
 		return nil, err
 	}
 	now := s.now()
-	id := newSortableID("k", now)
+	id := s.sortableID("k", now)
 	name := parent + "/keys/" + id
 	k := &aegisv1.ServiceAccountKey{
 		Name: name, ClientId: id, Description: key.GetDescription(),

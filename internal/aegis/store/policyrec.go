@@ -264,7 +264,7 @@ func (s *Store) CreateBinding(ctx context.Context, parent, bindingID string, bin
 	}
 	now := s.now()
 	if bindingID == "" {
-		bindingID = newSortableID("b", now)
+		bindingID = s.sortableID("b", now)
 	}
 	if err := checkLabel("binding id", bindingID); err != nil {
 		return nil, err

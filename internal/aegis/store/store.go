@@ -127,6 +127,9 @@ type Store struct {
 	keyNotify chan struct{}
 
 	leases leaseCache
+
+	idMu     sync.Mutex
+	lastIDMs int64 // millisecond of the last sortable id made
 }
 
 // Open loads the index from Chainfire (one Range of the watched prefix at a
@@ -331,6 +334,17 @@ func newUID() string {
 
 // b32hex sorts like the bytes it encodes.
 var b32hex = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+
+// sortableID is newSortableID made strictly increasing within this
+// replica: two ids made in the same millisecond still sort in the order
+// they were made (the later one borrows the next millisecond).
+func (s *Store) sortableID(prefix string, now time.Time) string {
+	s.idMu.Lock()
+	ms := max(now.UnixMilli(), s.lastIDMs+1)
+	s.lastIDMs = ms
+	s.idMu.Unlock()
+	return newSortableID(prefix, time.UnixMilli(ms))
+}
 
 // newSortableID returns prefix + 48 bits of milliseconds + 72 random bits,
 // so that ids sort by creation time (service-account keys are listed in
