@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -16,13 +17,17 @@ import (
 // Run executes photon with args and returns the process exit code. ctx
 // cancellation stops long-running subcommands as SIGINT would.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return RunIO(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// RunIO is Run reading stdin from stdin (e.g. for --password-stdin in
+// in-process tests). The exit code is 0 on success and 1 on error, unless
+// the command chose another (photon iam check: 1 denied, 2 error).
+func RunIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := NewCommand(stdout, stderr)
+	cmd.SetIn(stdin)
 	cmd.SetArgs(args)
-	if err := cmd.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(stderr, "photon: %v\n", err)
-		return 1
-	}
-	return 0
+	return exitStatus(cmd.ExecuteContext(ctx), stderr)
 }
 
 // NewCommand returns the photon root command writing to stdout and stderr.
@@ -36,6 +41,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newVersionCommand(stdout), newDevCommand(stdout, stderr))
+	root.AddCommand(aegisCommands(osEnv())...)
 	return root
 }
 

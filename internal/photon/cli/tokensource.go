@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// errNotLoggedIn and errSessionEnded tell the user what to do; both are
+// answered by `photon login`.
+var (
+	errNotLoggedIn  = errors.New("not logged in")
+	errSessionEnded = errors.New("session expired or was revoked")
+)
+
+// storedTokenSource is an oauth2.TokenSource over one profile of the
+// credential store. It hands out the stored access token while it is
+// valid; otherwise it refreshes with the stored refresh token through the
+// oauth2 package and saves the rotated pair back before returning it,
+// because the old refresh token stops working the moment Aegis answers.
+//
+// The refresh runs under the store's file lock and re-reads the profile
+// first, so when several photon processes find the token expired at once,
+// one refreshes and the others pick its result up instead of presenting
+// the spent refresh token (which Aegis would take for theft, revoking the
+// session).
+type storedTokenSource struct {
+	store *credStore
+	key   string          // profile key, the Aegis URL
+	conf  *oauth2.Config  // photon-cli at that Aegis
+	ctx   context.Context // for the refresh request; carries the HTTP client
+	now   func() time.Time
+
+	mu  sync.Mutex
+	tok *oauth2.Token
+}
+
+// Token implements oauth2.TokenSource.
+func (s *storedTokenSource) Token() (*oauth2.Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tok.Valid() {
+		return s.tok, nil
+	}
+	var fresh *oauth2.Token
+	err := s.store.update(func(f *credentialsFile) (bool, error) {
+		p := f.profile(s.key)
+		if p == nil || p.AccessToken == "" {
+			return false, fmt.Errorf("%w to %s", errNotLoggedIn, s.key)
+		}
+		if t := p.token(); t.Valid() {
+			// Still valid, or another process has refreshed it meanwhile.
+			fresh = t
+			return false, nil
+		}
+		if p.RefreshToken == "" || (!p.RefreshExpiry.IsZero() && !s.now().Before(p.RefreshExpiry)) {
+			return false, fmt.Errorf("%w: the session with %s", errSessionEnded, s.key)
+		}
+		// An empty access token makes the oauth2 source refresh at once.
+		t, err := s.conf.TokenSource(s.ctx, &oauth2.Token{RefreshToken: p.RefreshToken}).Token()
+		if err != nil {
+			return false, tokenError("refresh the session", false, err)
+		}
+		p.setToken(t, s.now())
+		fresh = p.token()
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.tok = fresh
+	return fresh, nil
+}
+
+// bearerCreds puts the access token on every gRPC call as
+// `authorization: Bearer <token>`.
+type bearerCreds struct {
+	src    oauth2.TokenSource
+	secure bool // TLS in use; gRPC then refuses to send over plaintext
+}
+
+// GetRequestMetadata implements credentials.PerRPCCredentials. A failure
+// is returned as UNAUTHENTICATED so that the command's error says what is
+// wrong instead of gRPC's generic UNAVAILABLE for credential errors.
+func (c bearerCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	t, err := c.src.Token()
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	return map[string]string{"authorization": "Bearer " + t.AccessToken}, nil
+}
+
+// RequireTransportSecurity implements credentials.PerRPCCredentials.
+// Plaintext is allowed only where resolve allowed it (loopback, or
+// --insecure).
+func (c bearerCreds) RequireTransportSecurity() bool { return c.secure }
+
+// tokenError explains a failed token request without echoing anything the
+// server sent verbatim beyond its error code and description (which Aegis
+// keeps free of secrets).
+// login tells a failed password grant (wrong credentials) from a failed
+// refresh (session over), which Aegis both answer with invalid_grant.
+func tokenError(what string, login bool, err error) error {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	switch re.ErrorCode {
+	case "invalid_grant":
+		if login {
+			return fmt.Errorf("%s: invalid username or password", what)
+		}
+		return fmt.Errorf("%s: %w", what, errSessionEnded)
+	case "temporarily_unavailable":
+		msg := "too many attempts or Aegis is busy; retry later"
+		if re.Response != nil {
+			if ra := re.Response.Header.Get("Retry-After"); ra != "" {
+				msg = fmt.Sprintf("too many attempts or Aegis is busy; retry in %ss", ra)
+			}
+		}
+		return fmt.Errorf("%s: %s", what, msg)
+	case "unsupported_grant_type":
+		return fmt.Errorf("%s: Aegis refused the grant: %s", what, re.ErrorDescription)
+	case "":
+		code := "no status"
+		if re.Response != nil {
+			code = re.Response.Status
+		}
+		return fmt.Errorf("%s: unexpected answer from the token endpoint (%s); is --aegis-url right?", what, code)
+	}
+	if re.ErrorDescription != "" {
+		return fmt.Errorf("%s: %s: %s", what, re.ErrorCode, re.ErrorDescription)
+	}
+	return fmt.Errorf("%s: %s", what, re.ErrorCode)
+}
