@@ -37,6 +37,7 @@ func TestUnknownCommand(t *testing.T) {
 // TestDev runs photon dev, talks to its Chainfire with the etcd client,
 // and checks that cancelling stops it cleanly with the data on disk.
 func TestDev(t *testing.T) {
+	t.Setenv("PHOTON_CONFIG_DIR", t.TempDir()) // dev logs the CLI in
 	dataDir := filepath.Join(t.TempDir(), "photon-data")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -45,7 +46,8 @@ func TestDev(t *testing.T) {
 	go func() {
 		defer pw.Close()
 		done <- Run(ctx, []string{"dev", "--data-dir", dataDir,
-			"--chainfire-client-addr", "127.0.0.1:0", "--chainfire-http-addr", "127.0.0.1:0", "--log-level", "warn"}, pw, io.Discard)
+			"--chainfire-client-addr", "127.0.0.1:0", "--chainfire-http-addr", "127.0.0.1:0",
+			"--aegis-grpc-addr", "127.0.0.1:0", "--aegis-http-addr", "127.0.0.1:0", "--log-level", "warn"}, pw, io.Discard)
 	}()
 	sc := bufio.NewScanner(pr)
 	re := regexp.MustCompile(`^chainfire: etcd API at (\S+) \(etcdctl --endpoints (\S+)\), metrics at http://(\S+)/metrics$`)
@@ -62,6 +64,22 @@ func TestDev(t *testing.T) {
 	if endpoint == "" {
 		t.Fatalf("no listening line printed (exit %v)", <-done)
 	}
+	// Aegis comes up with the admin, org dev, project default and a
+	// logged-in CLI.
+	var ready bool
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "photon dev: the photon CLI is logged in as orgs/system/users/admin; org dev with project default is ready") {
+			ready = true
+			break
+		}
+		if strings.HasPrefix(l, "photon dev: data in") {
+			break
+		}
+	}
+	if !ready {
+		t.Fatal("photon dev did not report the CLI logged in with org dev ready")
+	}
 	lines := make(chan string, 16)
 	go func() {
 		defer close(lines)
@@ -69,6 +87,11 @@ func TestDev(t *testing.T) {
 			lines <- sc.Text()
 		}
 	}()
+	var out, errb bytes.Buffer
+	if code := RunIO(ctx, []string{"iam", "projects", "get", "default", "--org", "dev", "-o", "json"}, strings.NewReader(""), &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), `"orgs/dev/projects/default"`) {
+		t.Fatalf("photon iam projects get after photon dev: exit %d, %s %s", code, out.String(), errb.String())
+	}
 
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
 	if err != nil {

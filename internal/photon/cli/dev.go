@@ -2,25 +2,38 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
+	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
+	"github.com/photoncloud/photoncloud/internal/aegis"
 	"github.com/photoncloud/photoncloud/internal/chainfire"
 	"github.com/photoncloud/photoncloud/internal/platform"
 )
 
 type devOptions struct {
-	dataDir    string
-	clientAddr string
-	httpAddr   string
-	logLevel   string
-	logFormat  string
+	dataDir       string
+	clientAddr    string
+	httpAddr      string
+	aegisGRPCAddr string
+	aegisHTTPAddr string
+	logLevel      string
+	logFormat     string
 }
 
 func newDevCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -30,7 +43,10 @@ func newDevCommand(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Run PhotonCloud in one process on this machine (Ctrl-C stops it)",
 		Long: `dev runs every PhotonCloud component that exists so far in this process,
 on loopback addresses, keeping its data under --data-dir so a restart
-continues where the last run stopped. Today that is a single-node Chainfire.`,
+continues where the last run stopped. Today that is a single-node Chainfire
+and Aegis on it. The first run creates Aegis's admin (password in
+<data-dir>/aegis/bootstrap-admin-password), org dev with project default,
+and every run logs the local photon CLI in as admin.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDev(cmd.Context(), o, stdout, stderr)
@@ -40,6 +56,8 @@ continues where the last run stopped. Today that is a single-node Chainfire.`,
 	fs.StringVar(&o.dataDir, "data-dir", "./photon-data", "directory for all component data")
 	fs.StringVar(&o.clientAddr, "chainfire-client-addr", "127.0.0.1:2379", "address of Chainfire's etcd API (port 0 picks a free port)")
 	fs.StringVar(&o.httpAddr, "chainfire-http-addr", "127.0.0.1:2382", "address of Chainfire's HTTP endpoint for /metrics and health")
+	fs.StringVar(&o.aegisGRPCAddr, "aegis-grpc-addr", "127.0.0.1:7010", "address of Aegis's gRPC API")
+	fs.StringVar(&o.aegisHTTPAddr, "aegis-http-addr", "127.0.0.1:7011", "address of Aegis's HTTP endpoint (OAuth2, OIDC discovery, JSON API, metrics)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	return cmd
@@ -81,13 +99,95 @@ func runDev(ctx context.Context, o *devOptions, stdout, stderr io.Writer) error 
 	}
 	addr := cf.ClientAddr()
 	fmt.Fprintf(stdout, "chainfire: etcd API at %s (etcdctl --endpoints %s), metrics at http://%s/metrics\n", addr, addr, cf.HTTPAddr())
+
+	ag, err := startDevAegis(ctx, o, addr, lg, reg, stdout)
+	if err != nil {
+		_ = cf.Close()
+		return err
+	}
 	fmt.Fprintf(stdout, "photon dev: data in %s; press Ctrl-C to stop\n", o.dataDir)
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case err = <-ag.Err():
+		lg.Error("aegis stopped", "err", err)
+	}
 	stop() // a second Ctrl-C kills a stuck shutdown
 	fmt.Fprintln(stdout, "photon dev: stopping")
-	if err := cf.Close(); err != nil {
-		return fmt.Errorf("stop chainfire: %w", err)
+	if cerr := ag.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("stop aegis: %w", cerr))
+	}
+	if cerr := cf.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("stop chainfire: %w", cerr))
 	}
 	fmt.Fprintln(stdout, "photon dev: stopped")
+	return err
+}
+
+// Names photon dev creates for a newcomer to act in at once.
+const (
+	devOrg     = "dev"
+	devProject = "default"
+)
+
+// startDevAegis runs Aegis on the dev Chainfire, creates org dev with
+// project default, and logs the local CLI in as admin.
+func startDevAegis(ctx context.Context, o *devOptions, chainfireAddr string, lg *slog.Logger, reg *prometheus.Registry, stdout io.Writer) (*aegis.Server, error) {
+	dir := filepath.Join(o.dataDir, "aegis")
+	cfg := aegis.Config{
+		DataDir:            dir,
+		ChainfireEndpoints: []string{chainfireAddr},
+		ListenGRPCURLs:     []string{"http://" + o.aegisGRPCAddr},
+		ListenHTTPURLs:     []string{"http://" + o.aegisHTTPAddr},
+		Out:                stdout,
+		Logger:             lg.With("component", "aegis"),
+		Registry:           reg,
+	}
+	ag, err := aegis.Start(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start aegis: %w", err)
+	}
+	aegisURL := "http://" + ag.HTTPAddr()
+	fmt.Fprintf(stdout, "aegis: API at %s, OAuth2 and OIDC discovery at %s/.well-known/openid-configuration\n", ag.GRPCAddr(), aegisURL)
+	pwFile := filepath.Join(dir, "bootstrap-admin-password")
+	b, err := os.ReadFile(pwFile)
+	if err != nil {
+		// Set up by hand before photon dev ran: nothing to log in with.
+		fmt.Fprintf(stdout, "photon dev: %s not found; log in with `photon login --username admin`\n", pwFile)
+		return ag, nil
+	}
+	p, err := loginWithPassword(ctx, osEnv(), aegisURL, ag.GRPCAddr(), aegis.AdminUser, strings.TrimSpace(string(b)))
+	if err != nil {
+		// The admin's password was changed since the first run.
+		fmt.Fprintf(stdout, "photon dev: could not log the CLI in as admin (%v); use `photon login`\n", err)
+		return ag, nil
+	}
+	if err := ensureDevTenant(ctx, ag.GRPCAddr(), p.AccessToken); err != nil {
+		_ = ag.Close()
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "photon dev: the photon CLI is logged in as %s; org %s with project %s is ready (admin password in %s)\n",
+		p.Principal, devOrg, devProject, pwFile)
+	return ag, nil
+}
+
+// ensureDevTenant creates org dev and its project default unless they
+// exist.
+func ensureDevTenant(ctx context.Context, grpcAddr, accessToken string) error {
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("dial aegis: %w", err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+accessToken), 30*time.Second)
+	defer cancel()
+	orgs := aegisv1.NewOrgServiceClient(conn)
+	_, err = orgs.CreateOrg(ctx, &aegisv1.CreateOrgRequest{OrgId: devOrg, Org: &aegisv1.Org{DisplayName: "Development"}})
+	if err != nil && status.Code(err) != codes.AlreadyExists {
+		return fmt.Errorf("create org %s: %w", devOrg, err)
+	}
+	_, err = orgs.CreateProject(ctx, &aegisv1.CreateProjectRequest{Parent: "orgs/" + devOrg, ProjectId: devProject})
+	if err != nil && status.Code(err) != codes.AlreadyExists {
+		return fmt.Errorf("create project %s: %w", devProject, err)
+	}
 	return nil
 }
