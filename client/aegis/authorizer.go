@@ -20,7 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
-	"github.com/photoncloud/photoncloud/internal/aegis/token"
+	"github.com/photoncloud/photoncloud/client/aegis/accesstoken"
 )
 
 // Authorizer authenticates and authorizes the callers of a gRPC server
@@ -279,10 +279,10 @@ func (a *Authorizer) authnError(ctx context.Context, err error) error {
 		a.m.call(resultUnavailable)
 		a.log.Warn("aegis token not verifiable", "err", err)
 		return status.Error(codes.Unavailable, "cannot verify access token: signing keys unavailable")
-	case errors.Is(err, token.ErrInvalidToken):
+	case errors.Is(err, accesstoken.ErrInvalidToken):
 		a.m.call(resultUnauthenticated)
 		a.log.Debug("aegis token rejected", "err", err)
-		return status.Error(codes.Unauthenticated, "access token rejected: "+strings.TrimPrefix(err.Error(), token.ErrInvalidToken.Error()+": "))
+		return status.Error(codes.Unauthenticated, "access token rejected: "+strings.TrimPrefix(err.Error(), accesstoken.ErrInvalidToken.Error()+": "))
 	}
 	a.m.call(resultUnavailable)
 	a.log.Warn("aegis token verification failed", "err", err)

@@ -13,7 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
-	"github.com/photoncloud/photoncloud/internal/aegis/token"
+	"github.com/photoncloud/photoncloud/client/aegis/accesstoken"
 )
 
 // allowedAlgs is the only algorithm Aegis signs with. go-jose refuses to
@@ -21,11 +21,6 @@ import (
 // with the public key and every other algorithm substitution before any
 // key is chosen.
 var allowedAlgs = []jose.SignatureAlgorithm{jose.EdDSA}
-
-// accessTokenType is the JWS "typ" Aegis gives access tokens (RFC 9068);
-// requiring it keeps any other JWT signed with an Aegis key from being
-// replayed as an access token.
-const accessTokenType = "at+jwt"
 
 // errKeysUnavailable: no key set could be fetched, so no token can be
 // judged. The interceptor answers Unavailable, not Unauthenticated, so that
@@ -57,8 +52,8 @@ type verifiedToken struct {
 // token.Verifier cannot be used here: it needs the Keyring, which holds the
 // private keys. The checks mirror it: EdDSA only, kid and typ required, no
 // other header parameters, iss, aud, exp, nbf and iat with leeway, and the
-// claims Aegis always writes present. Errors wrap token.ErrInvalidToken and
-// the same reasons (token.ErrExpired, ...), or errKeysUnavailable.
+// claims Aegis always writes present. Errors wrap accesstoken.ErrInvalidToken and
+// the same reasons (accesstoken.ErrExpired, ...), or errKeysUnavailable.
 type verifier struct {
 	cfg   *Config
 	keys  *keyCache
@@ -66,8 +61,8 @@ type verifier struct {
 }
 
 func (v *verifier) verify(ctx context.Context, raw string) (*Principal, error) {
-	if len(raw) > token.MaxTokenBytes {
-		return nil, fmt.Errorf("%w: longer than %d bytes", token.ErrMalformed, token.MaxTokenBytes)
+	if len(raw) > accesstoken.MaxBytes {
+		return nil, fmt.Errorf("%w: longer than %d bytes", accesstoken.ErrMalformed, accesstoken.MaxBytes)
 	}
 	now := v.cfg.Now()
 	key := sha256.Sum256([]byte(raw))
@@ -82,12 +77,12 @@ func (v *verifier) verify(ctx context.Context, raw string) (*Principal, error) {
 	tok, err := jwt.ParseSigned(raw, allowedAlgs)
 	if err != nil {
 		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
-			return nil, fmt.Errorf("%w: %v", token.ErrAlgorithm, err)
+			return nil, fmt.Errorf("%w: %v", accesstoken.ErrAlgorithm, err)
 		}
-		return nil, fmt.Errorf("%w: %v", token.ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %v", accesstoken.ErrMalformed, err)
 	}
 	if len(tok.Headers) != 1 {
-		return nil, fmt.Errorf("%w: want one signature", token.ErrMalformed)
+		return nil, fmt.Errorf("%w: want one signature", accesstoken.ErrMalformed)
 	}
 	kid := tok.Headers[0].KeyID
 	if err := checkHeader(tok.Headers[0]); err != nil {
@@ -100,9 +95,9 @@ func (v *verifier) verify(ctx context.Context, raw string) (*Principal, error) {
 	var c accessClaims
 	if err := tok.Claims(pub, &c); err != nil {
 		if errors.Is(err, jose.ErrCryptoFailure) {
-			return nil, token.ErrSignature
+			return nil, accesstoken.ErrSignature
 		}
-		return nil, fmt.Errorf("%w: claims: %v", token.ErrMalformed, err)
+		return nil, fmt.Errorf("%w: claims: %v", accesstoken.ErrMalformed, err)
 	}
 	p, err := principalFromClaims(&c)
 	if err != nil {
@@ -112,10 +107,10 @@ func (v *verifier) verify(ctx context.Context, raw string) (*Principal, error) {
 	// which applies Aegis's exact bounds; issuer and audience are final.
 	err = c.ValidateWithLeeway(jwt.Expected{Issuer: v.cfg.Issuer, AnyAudience: v.cfg.Audience, Time: now}, v.cfg.Leeway)
 	if errors.Is(err, jwt.ErrInvalidIssuer) {
-		return nil, fmt.Errorf("%w: %q", token.ErrIssuer, truncate(c.Issuer))
+		return nil, fmt.Errorf("%w: %q", accesstoken.ErrIssuer, truncate(c.Issuer))
 	}
 	if errors.Is(err, jwt.ErrInvalidAudience) {
-		return nil, token.ErrAudience
+		return nil, accesstoken.ErrAudience
 	}
 	e := &verifiedToken{p: p, expiry: c.Expiry.Time(), issuedAt: c.IssuedAt.Time(), gen: gen}
 	if c.NotBefore != nil {
@@ -151,7 +146,7 @@ func (v *verifier) key(ctx context.Context, kid string) (ed25519.PublicKey, uint
 		// the token may be signed by a key rotated in meanwhile.
 		return nil, 0, fmt.Errorf("%w: kid %q unknown and jwks refresh failed: %v", errKeysUnavailable, truncate(kid), err)
 	}
-	return nil, 0, fmt.Errorf("%w: kid %q", token.ErrUnknownKey, truncate(kid))
+	return nil, 0, fmt.Errorf("%w: kid %q", accesstoken.ErrUnknownKey, truncate(kid))
 }
 
 // checkHeader accepts exactly the header Aegis writes: alg (checked by the
@@ -160,19 +155,19 @@ func (v *verifier) key(ctx context.Context, kid string) (ed25519.PublicKey, uint
 // token brings along.
 func checkHeader(h jose.Header) error {
 	if h.KeyID == "" {
-		return fmt.Errorf("%w: no kid", token.ErrMalformed)
+		return fmt.Errorf("%w: no kid", accesstoken.ErrMalformed)
 	}
 	if h.JSONWebKey != nil || h.Nonce != "" {
-		return fmt.Errorf("%w: unexpected header parameters", token.ErrMalformed)
+		return fmt.Errorf("%w: unexpected header parameters", accesstoken.ErrMalformed)
 	}
 	typ, ok := h.ExtraHeaders[jose.HeaderType].(string)
 	// RFC 7515 4.1.9: the "application/" prefix may be omitted.
-	if !ok || !strings.EqualFold(strings.TrimPrefix(strings.ToLower(typ), "application/"), accessTokenType) {
-		return fmt.Errorf("%w: typ %q is not %s", token.ErrMalformed, truncate(typ), accessTokenType)
+	if !ok || !strings.EqualFold(strings.TrimPrefix(strings.ToLower(typ), "application/"), accesstoken.Type) {
+		return fmt.Errorf("%w: typ %q is not %s", accesstoken.ErrMalformed, truncate(typ), accesstoken.Type)
 	}
 	for k := range h.ExtraHeaders {
 		if k != jose.HeaderType {
-			return fmt.Errorf("%w: unexpected header parameter %q", token.ErrMalformed, truncate(string(k)))
+			return fmt.Errorf("%w: unexpected header parameter %q", accesstoken.ErrMalformed, truncate(string(k)))
 		}
 	}
 	return nil
@@ -183,13 +178,13 @@ func checkHeader(h jose.Header) error {
 func (v *verifier) checkTime(exp, nbf, iat, now time.Time) error {
 	l := v.cfg.Leeway
 	if !now.Before(exp.Add(l)) {
-		return fmt.Errorf("%w: at %v", token.ErrExpired, exp.UTC())
+		return fmt.Errorf("%w: at %v", accesstoken.ErrExpired, exp.UTC())
 	}
 	if !nbf.IsZero() && now.Add(l).Before(nbf) {
-		return fmt.Errorf("%w: not before %v", token.ErrNotYetValid, nbf.UTC())
+		return fmt.Errorf("%w: not before %v", accesstoken.ErrNotYetValid, nbf.UTC())
 	}
 	if now.Add(l).Before(iat) {
-		return fmt.Errorf("%w: issued in the future at %v", token.ErrNotYetValid, iat.UTC())
+		return fmt.Errorf("%w: issued in the future at %v", accesstoken.ErrNotYetValid, iat.UTC())
 	}
 	return nil
 }
@@ -200,22 +195,22 @@ func (v *verifier) checkTime(exp, nbf, iat, now time.Time) error {
 func principalFromClaims(c *accessClaims) (*Principal, error) {
 	switch {
 	case c.Issuer == "", c.Subject == "", c.ID == "", c.Org == "":
-		return nil, fmt.Errorf("%w: missing iss, sub, jti or org", token.ErrMalformed)
+		return nil, fmt.Errorf("%w: missing iss, sub, jti or org", accesstoken.ErrMalformed)
 	case c.Expiry == nil, c.IssuedAt == nil:
-		return nil, fmt.Errorf("%w: missing exp or iat", token.ErrMalformed)
+		return nil, fmt.Errorf("%w: missing exp or iat", accesstoken.ErrMalformed)
 	case len(c.Audience) == 0:
-		return nil, fmt.Errorf("%w: missing aud", token.ErrMalformed)
+		return nil, fmt.Errorf("%w: missing aud", accesstoken.ErrMalformed)
 	case c.Permissions != nil && len(c.Permissions) == 0:
-		return nil, fmt.Errorf("%w: empty permissions", token.ErrMalformed)
+		return nil, fmt.Errorf("%w: empty permissions", accesstoken.ErrMalformed)
 	}
 	var kind aegisv1.PrincipalKind
-	switch token.PrincipalKind(c.Kind) {
-	case token.KindUser:
+	switch accesstoken.PrincipalKind(c.Kind) {
+	case accesstoken.KindUser:
 		kind = aegisv1.PrincipalKind_PRINCIPAL_KIND_USER
-	case token.KindServiceAccount:
+	case accesstoken.KindServiceAccount:
 		kind = aegisv1.PrincipalKind_PRINCIPAL_KIND_SERVICE_ACCOUNT
 	default:
-		return nil, fmt.Errorf("%w: unknown principal kind", token.ErrMalformed)
+		return nil, fmt.Errorf("%w: unknown principal kind", accesstoken.ErrMalformed)
 	}
 	return &Principal{
 		Name: c.Subject, Kind: kind,

@@ -7,23 +7,25 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/photoncloud/photoncloud/client/aegis/accesstoken"
 )
 
 // accessTokenType is the JWS "typ" of access tokens (RFC 9068). The
 // verifier requires it, so no other JWT ever signed with an Aegis key (an
 // ID token, a logout token) can be replayed as an access token.
-const accessTokenType = "at+jwt"
+const accessTokenType = accesstoken.Type
 
 // PrincipalKind says what kind of principal a token speaks for.
-type PrincipalKind string
+type PrincipalKind = accesstoken.PrincipalKind
 
 // Principal kinds.
 const (
-	KindUser           PrincipalKind = "user"
-	KindServiceAccount PrincipalKind = "service_account"
+	KindUser           = accesstoken.KindUser
+	KindServiceAccount = accesstoken.KindServiceAccount
 )
 
-func (k PrincipalKind) valid() bool {
+func validKind(k PrincipalKind) bool {
 	return k == KindUser || k == KindServiceAccount
 }
 
@@ -57,7 +59,7 @@ func (g *Grant) validate() error {
 	switch {
 	case g.Subject == "":
 		return fmt.Errorf("%w: no subject", ErrInvalidGrant)
-	case !g.Kind.valid():
+	case !validKind(g.Kind):
 		return fmt.Errorf("%w: unknown principal kind %q", ErrInvalidGrant, g.Kind)
 	case g.Org == "":
 		return fmt.Errorf("%w: no org", ErrInvalidGrant)

@@ -3,24 +3,27 @@ package token
 import (
 	"errors"
 	"fmt"
+
+	"github.com/photoncloud/photoncloud/client/aegis/accesstoken"
 )
 
 // ErrInvalidToken is wrapped by every access-token verification error, so
 // the server can map them all to Unauthenticated with one errors.Is while
-// audit logs keep the precise reason.
-var ErrInvalidToken = errors.New("invalid token")
+// audit logs keep the precise reason. The values are accesstoken's, shared
+// with client/aegis.
+var ErrInvalidToken = accesstoken.ErrInvalidToken
 
 // Reasons an access token is rejected; each wraps ErrInvalidToken.
 var (
-	ErrMalformed   = fmt.Errorf("%w: malformed", ErrInvalidToken)
-	ErrAlgorithm   = fmt.Errorf("%w: algorithm not allowed", ErrInvalidToken)
-	ErrUnknownKey  = fmt.Errorf("%w: unknown signing key", ErrInvalidToken)
-	ErrSignature   = fmt.Errorf("%w: bad signature", ErrInvalidToken)
-	ErrExpired     = fmt.Errorf("%w: expired", ErrInvalidToken)
-	ErrNotYetValid = fmt.Errorf("%w: not yet valid", ErrInvalidToken)
-	ErrIssuer      = fmt.Errorf("%w: wrong issuer", ErrInvalidToken)
-	ErrAudience    = fmt.Errorf("%w: wrong audience", ErrInvalidToken)
-	ErrRevoked     = fmt.Errorf("%w: revoked", ErrInvalidToken)
+	ErrMalformed   = accesstoken.ErrMalformed
+	ErrAlgorithm   = accesstoken.ErrAlgorithm
+	ErrUnknownKey  = accesstoken.ErrUnknownKey
+	ErrSignature   = accesstoken.ErrSignature
+	ErrExpired     = accesstoken.ErrExpired
+	ErrNotYetValid = accesstoken.ErrNotYetValid
+	ErrIssuer      = accesstoken.ErrIssuer
+	ErrAudience    = accesstoken.ErrAudience
+	ErrRevoked     = accesstoken.ErrRevoked
 )
 
 // Issuing errors.

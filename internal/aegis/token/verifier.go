@@ -11,12 +11,14 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/photoncloud/photoncloud/client/aegis/accesstoken"
 )
 
 // MaxTokenBytes bounds the size of a token the verifier will look at, so a
 // huge bearer header costs nothing to reject. Aegis tokens are well under
 // 1 KiB; permission subsets leave room to grow.
-const MaxTokenBytes = 8 << 10
+const MaxTokenBytes = accesstoken.MaxBytes
 
 // allowedAlgs is the only algorithm Aegis signs with. go-jose refuses to
 // parse a JWS whose "alg" is not in this list, which is what rejects
@@ -178,7 +180,7 @@ func decodeClaims(payload []byte) (*Claims, error) {
 		return nil, fmt.Errorf("%w: missing exp or iat", ErrMalformed)
 	case len(w.Audience) == 0:
 		return nil, fmt.Errorf("%w: missing aud", ErrMalformed)
-	case !w.Kind.valid():
+	case !validKind(w.Kind):
 		return nil, fmt.Errorf("%w: unknown principal kind", ErrMalformed)
 	case w.Permissions != nil && len(w.Permissions) == 0:
 		// An empty list would read as "no restriction" after a round trip
