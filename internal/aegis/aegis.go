@@ -359,6 +359,10 @@ func loadOrCreateKEK(cfg *Config) (*token.KEK, error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	kek, err = token.WriteNewKEKFile(cfg.KEKFile)
+	if errors.Is(err, os.ErrExist) {
+		// Another replica sharing the file created it first.
+		return token.LoadKEKFile(cfg.KEKFile)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create the key-encryption key: %w", err)
 	}

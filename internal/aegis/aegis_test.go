@@ -311,3 +311,62 @@ func TestTwoReplicas(t *testing.T) {
 		t.Errorf("ListOrgs without a token: %v, want Unauthenticated", err)
 	}
 }
+
+// A generated password that cannot be kept stops the start before the
+// admin exists, so the next start generates (and hands out) a new one
+// instead of leaving an admin whose password nobody has.
+func TestBootstrapPasswordKeptBeforeAdminExists(t *testing.T) {
+	cf := startChainfire(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bootstrap-admin-password")
+	if err := os.Mkdir(path, 0o700); err != nil { // makes the write fail
+		t.Fatal(err)
+	}
+	cfg := Config{DataDir: dir, ChainfireEndpoints: []string{cf}, ListenGRPCURLs: []string{"http://127.0.0.1:0"},
+		ListenHTTPURLs: []string{"http://127.0.0.1:0"}, Logger: testLogger()}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if s, err := Start(ctx, cfg); err == nil {
+		_ = s.Close()
+		t.Fatal("start succeeded although the password could not be kept")
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	s := startAegis(t, cf, Config{DataDir: dir, Out: &out})
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := strings.TrimSpace(string(b))
+	if !strings.Contains(out.String(), pw) {
+		t.Fatalf("second start did not hand out the password: %q", out.String())
+	}
+	login(t, s, "admin", pw)
+}
+
+// Replicas that create a shared key-encryption-key file at once end up
+// with the same key.
+func TestKEKCreatedOnce(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{DataDir: dir, KEKFile: filepath.Join(dir, "kek"), Logger: testLogger()}
+	ids := make(chan string, 8)
+	for range 8 {
+		go func() {
+			k, err := loadOrCreateKEK(&cfg)
+			if err != nil {
+				t.Error(err)
+				ids <- ""
+				return
+			}
+			ids <- k.ID()
+		}()
+	}
+	first := <-ids
+	for range 7 {
+		if id := <-ids; id != first {
+			t.Fatalf("replicas got different keys: %s and %s", first, id)
+		}
+	}
+}

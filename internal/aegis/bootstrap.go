@@ -41,17 +41,27 @@ func bootstrap(ctx context.Context, cfg *Config, st *store.Store, h *password.Ha
 		if err != nil {
 			return fmt.Errorf("hash the bootstrap password: %w", err)
 		}
+		// A generated password is on disk before the user exists, so no
+		// failure in between can leave an admin whose password nobody has.
+		path := filepath.Join(cfg.DataDir, bootstrapPasswordFileName)
+		if generated {
+			if err := writeBootstrapPassword(cfg.DataDir, path, pw); err != nil {
+				return err
+			}
+		}
 		_, err = st.CreateUser(ctx, "orgs/"+SystemOrg, AdminUser, &aegisv1.User{DisplayName: "Administrator"}, hash)
 		switch {
 		case errors.Is(err, store.ErrAlreadyExists):
 			// Another replica won the race with its own password: ours
 			// was never valid, so do not hand it out.
+			if generated {
+				_ = os.Remove(path)
+			}
 		case err != nil:
 			return fmt.Errorf("create user %s: %w", adminName, err)
 		case generated:
-			if err := writeBootstrapPassword(cfg, pw); err != nil {
-				return err
-			}
+			fmt.Fprintf(cfg.Out, "aegis: created user %s (SystemAdmin) with password %s\naegis: the password is also in %s; change it with `photon iam users set-password`\n",
+				adminName, pw, path)
 		}
 	} else if err != nil {
 		return fmt.Errorf("look up %s: %w", adminName, err)
@@ -85,17 +95,29 @@ func bootstrapPassword(cfg *Config) (pw string, generated bool, err error) {
 	return strings.ToLower(rand.Text())[:26], true, nil
 }
 
-// writeBootstrapPassword prints a generated password once and keeps it in
-// the data dir (mode 0600) for the operator who missed the output.
-func writeBootstrapPassword(cfg *Config, pw string) error {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+// writeBootstrapPassword keeps a generated password in the data dir (mode
+// 0600) for the operator who missed the output, fsynced before the user
+// that has it is created.
+func writeBootstrapPassword(dataDir, path, pw string) error {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	path := filepath.Join(cfg.DataDir, bootstrapPasswordFileName)
-	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
 		return fmt.Errorf("write the bootstrap password: %w", err)
 	}
-	fmt.Fprintf(cfg.Out, "aegis: created user %s (SystemAdmin) with password %s\naegis: the password is also in %s; change it with `photon iam users set-password`\n",
-		adminName, pw, path)
+	err = f.Chmod(0o600) // a file left by hand may be wider
+	if err == nil {
+		_, err = f.WriteString(pw + "\n")
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write the bootstrap password: %w", err)
+	}
 	return nil
 }

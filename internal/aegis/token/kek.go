@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 )
 
@@ -113,19 +114,28 @@ func LoadKEKFile(path string) (*KEK, error) {
 	return kek, nil
 }
 
-// WriteNewKEKFile creates path (mode 0600, failing if it exists) holding a
-// new random KEK in base64, for bootstrap and `photon dev`. Losing this
-// file makes the stored signing keys unusable: Aegis then has to start a
-// new key set and every outstanding token fails.
+// WriteNewKEKFile creates path (mode 0600) holding a new random KEK in
+// base64, for bootstrap and `photon dev`. The file appears whole or not at
+// all (written aside, then linked into place), so a reader never sees it
+// half written; if path already exists it fails with an error wrapping
+// fs.ErrExist and the caller should load that one. Losing this file makes
+// the stored signing keys unusable: Aegis then has to start a new key set
+// and every outstanding token fails.
 func WriteNewKEKFile(path string) (*KEK, error) {
 	key := make([]byte, KEKSize)
 	rand.Read(key)
 	defer clear(key)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), ".kek-*")
 	if err != nil {
 		return nil, fmt.Errorf("create key-encryption key: %w", err)
 	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
 	text := base64.StdEncoding.EncodeToString(key) + "\n"
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("create key-encryption key: %w", err)
+	}
 	if _, err := f.WriteString(text); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("write key-encryption key: %w", err)
@@ -136,6 +146,15 @@ func WriteNewKEKFile(path string) (*KEK, error) {
 	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("close key-encryption key: %w", err)
+	}
+	// A hard link fails if path exists: of two replicas creating the
+	// same file, exactly one wins and the other loads the winner's key.
+	if err := os.Link(tmp, path); err != nil {
+		return nil, fmt.Errorf("create key-encryption key: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
 	}
 	return NewKEK(key)
 }
