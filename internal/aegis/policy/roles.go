@@ -102,7 +102,6 @@ var catalogue = map[string]map[string][]string{
 		"projects":           {"create", "get", "list", "update", "delete"},
 		"users":              {"create", "get", "list", "update", "delete", "setPassword"},
 		"groups":             {"create", "get", "list", "update", "delete"},
-		"groupMembers":       {"add", "remove", "list"},
 		"serviceAccounts":    {"create", "get", "list", "update", "delete"},
 		"serviceAccountKeys": {"create", "get", "list", "delete"},
 		"roles":              {"create", "get", "list", "update", "delete"},
@@ -110,7 +109,7 @@ var catalogue = map[string]map[string][]string{
 		"auditEvents":        {"get", "list"},
 		"signingKeys":        {"list", "rotate"},
 		"tokens":             {"revoke"},
-		"authz":              {"check", "whoCan"},
+		"authz":              {"check"},
 	},
 	"flashdns": {
 		"zones":   {"create", "get", "list", "update", "delete"},
@@ -145,7 +144,7 @@ var builtinRoleDefs = []builtinRoleDef{
 		Description: "Runs an org: its projects, users, groups, service accounts, custom roles, bindings and audit log, and every resource of the data-plane services. Cannot create or delete the org itself.",
 		Permissions: []string{
 			"aegis:orgs:get", "aegis:orgs:update",
-			"aegis:projects:*", "aegis:users:*", "aegis:groups:*", "aegis:groupMembers:*",
+			"aegis:projects:*", "aegis:users:*", "aegis:groups:*",
 			"aegis:serviceAccounts:*", "aegis:serviceAccountKeys:*", "aegis:roles:*", "aegis:bindings:*",
 			"aegis:auditEvents:*", "aegis:tokens:revoke", "aegis:authz:*",
 			"flashdns:*:*", "plasmavmc:*:*", "flaredb:*:*",
@@ -190,8 +189,8 @@ var builtinRoleDefs = []builtinRoleDef{
 			"aegis:bindings:get", "aegis:bindings:list", "aegis:roles:get", "aegis:roles:list",
 		}}},
 	{Role: Role{Name: "aegis.authzChecker", Title: "Authorization checker",
-		Description: "Asks Aegis for decisions about other principals; granted to the service accounts of platform services.",
-		Permissions: []string{"aegis:authz:check", "aegis:authz:whoCan"}}},
+		Description: "Asks Aegis for decisions about other principals and who holds a permission; granted to the service accounts of platform services.",
+		Permissions: []string{"aegis:authz:check", "aegis:bindings:list"}}},
 
 	{Role: Role{Name: "flashdns.admin", Title: "FlashDNS administrator",
 		Description: "Every FlashDNS operation.",

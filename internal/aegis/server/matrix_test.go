@@ -281,7 +281,7 @@ func matrixCases() []matrixCase {
 			_, err := e.pol.GetBinding(ctx, &aegisv1.GetBindingRequest{Name: sysBind})
 			return err
 		}},
-		{"ListBindings", [7]codes.Code{ok, ok, ok, pd, ok, nf, pd}, func(t *testing.T, e *env, ctx context.Context) error {
+		{"ListBindings", [7]codes.Code{ok, ok, ok, pd, ok, nf, ok}, func(t *testing.T, e *env, ctx context.Context) error {
 			_, err := e.pol.ListBindings(ctx, &aegisv1.ListBindingsRequest{Parent: web})
 			return err
 		}},
@@ -314,7 +314,7 @@ func matrixCases() []matrixCase {
 				Resource: web, Permissions: []string{"plasmavmc:vms:get", "plasmavmc:vms:delete"}})
 			return err
 		}},
-		{"LookupPrincipals", [7]codes.Code{ok, ok, ok, pd, ok, nf, pd}, func(t *testing.T, e *env, ctx context.Context) error {
+		{"LookupPrincipals", [7]codes.Code{ok, ok, ok, pd, ok, nf, ok}, func(t *testing.T, e *env, ctx context.Context) error {
 			_, err := e.authz.LookupPrincipals(ctx, &aegisv1.LookupPrincipalsRequest{Resource: web, Permission: "plasmavmc:vms:get"})
 			return err
 		}},
