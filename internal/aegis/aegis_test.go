@@ -370,3 +370,36 @@ func TestKEKCreatedOnce(t *testing.T) {
 		}
 	}
 }
+
+// Two revocations of one principal within a second still end every token
+// issued before the second: a token issued between them is dated after
+// the first (whole seconds), so the second must move past it.
+func TestRevocationsInOneSecond(t *testing.T) {
+	cf := startChainfire(t)
+	s := startAegis(t, cf, Config{BootstrapAdminPassword: "admin password 1"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin := bearer(ctx, login(t, s, "admin", "admin password 1"))
+	conn := dial(t, s)
+	ids := aegisv1.NewIdentityServiceClient(conn)
+	if _, err := aegisv1.NewOrgServiceClient(conn).CreateOrg(admin, &aegisv1.CreateOrgRequest{OrgId: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ids.CreateUser(admin, &aegisv1.CreateUserRequest{Parent: "orgs/acme", UserId: "bob", Password: "bob password 1"}); err != nil {
+		t.Fatal(err)
+	}
+	// Start at the beginning of a second so that all three steps fit in it.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
+	if _, err := ids.SetUserPassword(admin, &aegisv1.SetUserPasswordRequest{Name: "orgs/acme/users/bob", NewPassword: "bob password 2"}); err != nil {
+		t.Fatal(err)
+	}
+	bob := bearer(ctx, login(t, s, "bob@acme", "bob password 2"))
+	if _, err := ids.SetUserPassword(admin, &aegisv1.SetUserPasswordRequest{Name: "orgs/acme/users/bob", NewPassword: "bob password 3"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := aegisv1.NewAuthnServiceClient(conn).WhoAmI(bob, &aegisv1.WhoAmIRequest{})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("a token issued before the second revocation: WhoAmI = %v, want Unauthenticated", err)
+	}
+	login(t, s, "bob@acme", "bob password 3") // and a new login works
+}

@@ -169,11 +169,7 @@ func FuzzCondition(f *testing.F) {
 		for _, eff := range []Effect{EffectAllow, EffectDeny} {
 			b.Effect = eff
 			must(t, e.PutBinding(b))
-			start := time.Now()
 			d, err := e.Authorize(ctx, req)
-			if el := time.Since(start); el > time.Second {
-				t.Fatalf("%q: evaluation took %v", expr, el)
-			}
 			if err != nil {
 				if d.Allowed || !errors.Is(err, ErrInvalidRequest) {
 					t.Fatalf("%q: %v %v", expr, d, err)

@@ -155,7 +155,8 @@ func TestBuiltinRoleContents(t *testing.T) {
 		{"flaredb.reader", "flaredb:data:read", true},
 		{"flaredb.reader", "flaredb:data:write", false},
 		{"aegis.authzChecker", "aegis:authz:check", true},
-		{"aegis.authzChecker", "aegis:bindings:list", false},
+		{"aegis.authzChecker", "aegis:bindings:list", true}, // who can (LookupPrincipals)
+		{"aegis.authzChecker", "aegis:bindings:create", false},
 		{"aegis.auditor", "aegis:auditEvents:list", true},
 		{"aegis.auditor", "aegis:bindings:create", false},
 		{"chainfire.reader", "chainfire:keys:watch", true},

@@ -287,12 +287,8 @@ func TestWaitRevisionAndClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	if err := s.WaitRevision(ctx, resp.Header.Revision); err != nil {
 		t.Fatal(err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("WaitRevision on a foreign revision took %v", d)
 	}
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()

@@ -173,9 +173,10 @@ func (s *Store) RevokeToken(ctx context.Context, jti string, exp time.Time) erro
 }
 
 // RevokePrincipal revokes every token issued to subject (the token
-// subject, i.e. Grant.Subject) at or before at ("sign out everywhere") on
-// every replica, and returns the revocation time in force: a later
-// revocation already stored is kept.
+// subject, i.e. Grant.Subject) up to now ("sign out everywhere") on every
+// replica, and returns the revocation time in force: at, or, when a
+// revocation in the same second or later is already stored, the second
+// after it, which also covers the tokens issued since that one.
 func (s *Store) RevokePrincipal(ctx context.Context, subject string, at time.Time) (time.Time, error) {
 	if subject == "" || len(subject) > maxPrincipalNameSz {
 		return time.Time{}, invalidf("subject must be 1-%d bytes", maxPrincipalNameSz)
@@ -190,20 +191,25 @@ func (s *Store) RevokePrincipal(ctx context.Context, subject string, at time.Tim
 			return time.Time{}, fmt.Errorf("revoke principal: %w", err)
 		}
 		var mod int64
+		next := at
 		if len(cur.Kvs) == 1 {
 			mod = cur.Kvs[0].ModRevision
-			if prev, err := time.Parse(time.RFC3339Nano, string(cur.Kvs[0].Value)); err == nil && !prev.Before(at) {
-				s.waitOwn(ctx, cur.Header.Revision)
-				return prev, nil
+			// Tokens are dated in whole seconds, and one issued after a
+			// revocation in the same second is dated the second after it
+			// (token.Issuer). A new revocation no later than the recorded
+			// one must therefore move past it, or it would miss the tokens
+			// issued since.
+			if prev, err := time.Parse(time.RFC3339Nano, string(cur.Kvs[0].Value)); err == nil && at.Unix() <= prev.Unix() {
+				next = time.Unix(prev.Unix()+1, 0)
 			}
 		}
 		resp, err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", mod)},
-			[]clientv3.Op{clientv3.OpPut(key, at.UTC().Format(time.RFC3339Nano))}, nil)
+			[]clientv3.Op{clientv3.OpPut(key, next.UTC().Format(time.RFC3339Nano))}, nil)
 		if err != nil {
 			return time.Time{}, fmt.Errorf("revoke principal: %w", err)
 		}
 		if resp.Succeeded {
-			return at, nil
+			return next, nil
 		}
 	}
 	return time.Time{}, fmt.Errorf("%w: revoke principal", ErrConflict)
