@@ -5,247 +5,240 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
-	"io"
 	"log/slog"
 	"net"
-	"net/http/httptest"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
-	"github.com/photoncloud/photoncloud/internal/aegis/authn"
-	"github.com/photoncloud/photoncloud/internal/aegis/password"
-	"github.com/photoncloud/photoncloud/internal/aegis/token"
+	"github.com/photoncloud/photoncloud/internal/aegis"
+	"github.com/photoncloud/photoncloud/internal/chainfire"
+	"github.com/photoncloud/photoncloud/internal/platform"
+	"github.com/photoncloud/photoncloud/internal/platform/testcerts"
 )
 
-// The Aegis these tests log in to is assembled from the real authn
-// service (OAuth2 token endpoint over HTTP, AuthnService over gRPC) on
-// in-memory stores. The admin services, which the Aegis server package
-// will provide, are test doubles here (fakeOrgs and friends below) behind
-// an interceptor that verifies the bearer token with the real verifier.
+// The Aegis these tests talk to is the real one: aegis.Start on a
+// single-member Chainfire in this process, as photon dev runs it. Every
+// test starts its own (well under a second), so that no test sees another
+// one's objects, login rate limits or audit events.
+//
+// Each starts with the bootstrap admin and the tenant seed creates: org
+// acme (display name Acme) with project web, user alice (OrgAdmin of acme
+// through binding alice-admin) in group staff.
 
 const (
+	adminPassword = "bootstrap admin password"
 	alicePassword = "correct horse battery staple"
 	aliceName     = "orgs/acme/users/alice"
 )
-
-// memIdentities implements authn's store interfaces in memory.
-type memIdentities struct {
-	mu    sync.Mutex
-	users map[string]*authn.User // "org/username"
-	revs  *token.RevocationList
-}
-
-func (m *memIdentities) UserByLogin(_ context.Context, org, username string) (*authn.User, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	u, ok := m.users[org+"/"+username]
-	if !ok {
-		return nil, authn.ErrNotFound
-	}
-	c := *u
-	return &c, nil
-}
-
-func (m *memIdentities) UserByFederatedIdentity(context.Context, string, string) (*authn.Principal, error) {
-	return nil, authn.ErrNotFound
-}
-
-func (m *memIdentities) ServiceAccountKey(context.Context, string) (*authn.ServiceAccountKey, error) {
-	return nil, authn.ErrNotFound
-}
-
-func (m *memIdentities) ServiceAccountByCertificate(context.Context, *x509.Certificate) (*authn.Principal, error) {
-	return nil, authn.ErrNotFound
-}
-
-func (m *memIdentities) Principal(_ context.Context, name string) (*authn.Principal, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, u := range m.users {
-		if u.Name == name {
-			p := u.Principal
-			return &p, nil
-		}
-	}
-	return nil, authn.ErrNotFound
-}
-
-func (m *memIdentities) RevokeToken(_ context.Context, jti string, exp time.Time) error {
-	m.revs.RevokeToken(jti, exp)
-	return nil
-}
-
-func (m *memIdentities) RevokePrincipal(_ context.Context, principal string, at time.Time) (time.Time, error) {
-	m.revs.RevokePrincipal(principal, at)
-	return at, nil
-}
 
 // testAegis is a running Aegis for the CLI to talk to.
 type testAegis struct {
 	url      string // HTTP base URL, the issuer
 	endpoint string // gRPC host:port
-	cacert   string // PEM file of the TLS certificate, "" without TLS
-	ver      *token.Verifier
-	refresh  *token.MemRefreshStore
-	svc      *authn.Service
+	cacert   string // PEM file of the CA, "" without TLS
+	srv      *aegis.Server
 
-	orgs     *fakeOrgs
-	identity *fakeIdentity
-	policy   *fakePolicy
-	authz    *fakeAuthz
-	audit    *fakeAudit
-
-	mu      sync.Mutex
-	callers []string // subjects of the verified bearer tokens, in call order
+	conn       *grpc.ClientConn // to endpoint, for the tests' own calls
+	adminToken string           // access token of the bootstrap admin
 }
 
 type aegisOptions struct {
-	tls     bool
-	limiter password.LimiterOptions
+	tls bool
 }
 
+func testLogger() *slog.Logger {
+	if os.Getenv("AEGIS_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// startChainfire runs a single-member Chainfire for the test and returns
+// its client address.
+func startChainfire(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerURL := "http://" + l.Addr().String()
+	l.Close()
+	cfg := chainfire.Config{
+		Name: "cf", DataDir: t.TempDir(),
+		ListenClientURLs: []string{"http://127.0.0.1:0"}, ListenPeerURLs: []string{peerURL},
+		ListenHTTPURLs: []string{}, Logger: testLogger(),
+	}
+	cfg.EnsureDefaults()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := chainfire.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("start chainfire: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv.ClientAddr()
+}
+
+// startAegis runs Chainfire and Aegis for the test and creates the seed
+// tenant.
 func startAegis(t *testing.T, o aegisOptions) *testAegis {
 	t.Helper()
-	a := &testAegis{orgs: &fakeOrgs{}, identity: &fakeIdentity{}, policy: &fakePolicy{}, authz: &fakeAuthz{}, audit: &fakeAudit{}}
-	hs := httptest.NewUnstartedServer(nil)
+	cfg := aegis.Config{
+		DataDir:                t.TempDir(),
+		ChainfireEndpoints:     []string{startChainfire(t)},
+		BootstrapAdminPassword: adminPassword,
+		Logger:                 testLogger(),
+	}
+	a := &testAegis{}
 	scheme := "http"
 	if o.tls {
+		certs := testcerts.New(t)
+		cfg.TLS = platform.TLSFiles{CertFile: certs.ServerCertFile, KeyFile: certs.ServerKeyFile, TrustedCAFile: certs.CAFile}
+		a.cacert = certs.CAFile
 		scheme = "https"
 	}
-	a.url = scheme + "://" + hs.Listener.Addr().String()
-
-	ctx := context.Background()
-	tcfg := token.Config{Issuer: a.url}
-	kek, err := token.NewKEK(bytes.Repeat([]byte{3}, 32))
+	cfg.ListenGRPCURLs = []string{scheme + "://127.0.0.1:0"}
+	cfg.ListenHTTPURLs = []string{scheme + "://127.0.0.1:0"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := aegis.Start(ctx, cfg)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("start aegis: %v", err)
 	}
-	ring, err := token.OpenKeyring(ctx, &token.MemKeyStore{}, tcfg, kek)
-	if err != nil {
-		t.Fatal(err)
-	}
-	revs := token.NewRevocationList(nil)
-	iss, err := token.NewIssuer(ring, tcfg, revs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.ver, err = token.NewVerifier(ring, tcfg, revs); err != nil {
-		t.Fatal(err)
-	}
-	a.refresh = token.NewMemRefreshStore()
-	ref, err := token.NewRefresher(a.refresh, revs, token.RefreshConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Cheap argon2 parameters keep a login well under a millisecond.
-	hasher, err := password.NewHasher(password.Options{Params: password.Params{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	limiter, err := password.NewLimiter(o.limiter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash, err := hasher.Hash(ctx, alicePassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := &memIdentities{revs: revs, users: map[string]*authn.User{
-		"acme/alice": {Principal: authn.Principal{Name: aliceName, Kind: token.KindUser, Org: "acme", DisplayName: "Alice",
-			Groups: []string{"orgs/acme/groups/staff"}}, PasswordHash: hash},
-	}}
-	a.svc, err = authn.New(authn.Config{
-		Token: tcfg, Issuer: iss, Verifier: a.ver, Refresher: ref, Keyring: ring,
-		Hasher: hasher, Limiter: limiter,
-		Users: ids, ServiceAccounts: ids, Principals: ids, Revoker: ids, Revocations: revs,
-		DefaultLoginOrg: "acme",
-		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs.Config.Handler = a.svc.Handler()
-
-	var gopts []grpc.ServerOption
-	if o.tls {
-		hs.StartTLS()
-		cert := hs.TLS.Certificates[0]
-		a.cacert = filepath.Join(t.TempDir(), "ca.pem")
-		if err := os.WriteFile(a.cacert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		gopts = append(gopts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
-	} else {
-		hs.Start()
-	}
-	t.Cleanup(hs.Close)
-
-	gopts = append(gopts, grpc.UnaryInterceptor(a.authenticate))
-	gs := grpc.NewServer(gopts...)
-	aegisv1.RegisterAuthnServiceServer(gs, a.svc)
-	aegisv1.RegisterOrgServiceServer(gs, a.orgs)
-	aegisv1.RegisterIdentityServiceServer(gs, a.identity)
-	aegisv1.RegisterPolicyServiceServer(gs, a.policy)
-	aegisv1.RegisterAuthzServiceServer(gs, a.authz)
-	aegisv1.RegisterAuditServiceServer(gs, a.audit)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.endpoint = lis.Addr().String()
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = gs.Serve(lis)
-	}()
 	t.Cleanup(func() {
-		gs.Stop()
-		<-served
+		if err := srv.Close(); err != nil {
+			t.Errorf("close aegis: %v", err)
+		}
 	})
+	a.srv, a.url, a.endpoint = srv, srv.Issuer(), srv.GRPCAddr()
+
+	creds := insecure.NewCredentials()
+	if o.tls {
+		creds = credentials.NewTLS(a.tlsConfig(t))
+	}
+	if a.conn, err = grpc.NewClient(a.endpoint, grpc.WithTransportCredentials(creds)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.conn.Close() })
+	a.adminToken = a.passwordToken(t, "admin", adminPassword).AccessToken
+	a.seed(t)
 	return a
 }
 
-// authenticate is what the Aegis server's interceptor does for the admin
-// services: a valid bearer token or UNAUTHENTICATED. AuthnService checks
-// its own callers.
-func (a *testAegis) authenticate(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if strings.HasPrefix(info.FullMethod, "/aegis.v1.AuthnService/") {
-		return handler(ctx, req)
+func (a *testAegis) tlsConfig(t *testing.T) *tls.Config {
+	t.Helper()
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if a.cacert != "" {
+		pem, err := os.ReadFile(a.cacert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		cfg.RootCAs.AppendCertsFromPEM(pem)
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
-	if len(vals) != 1 || !strings.HasPrefix(vals[0], "Bearer ") {
-		return nil, status.Error(codes.Unauthenticated, "missing bearer token")
-	}
-	c, err := a.ver.Verify(strings.TrimPrefix(vals[0], "Bearer "))
-	if err != nil {
-		return nil, status.Error(codes.Unauthenticated, "invalid access token")
-	}
-	a.mu.Lock()
-	a.callers = append(a.callers, c.Subject)
-	a.mu.Unlock()
-	return handler(ctx, req)
+	return cfg
 }
 
-func (a *testAegis) lastCaller() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.callers) == 0 {
-		return ""
+// httpClient talks to the HTTP side of a, trusting its CA.
+func (a *testAegis) httpClient(t *testing.T) *http.Client {
+	t.Helper()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = a.tlsConfig(t)
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// passwordToken logs a user in with the password grant, as any OAuth2
+// client would, past the CLI.
+func (a *testAegis) passwordToken(t *testing.T, username, password string) *oauth2.Token {
+	t.Helper()
+	tok, err := a.tryPasswordToken(t, username, password)
+	if err != nil {
+		t.Fatalf("password login of %s: %v", username, err)
 	}
-	return a.callers[len(a.callers)-1]
+	return tok
+}
+
+func (a *testAegis) tryPasswordToken(t *testing.T, username, password string) (*oauth2.Token, error) {
+	t.Helper()
+	conf := &oauth2.Config{ClientID: publicClientID,
+		Endpoint: oauth2.Endpoint{TokenURL: a.url + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}}
+	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), oauth2.HTTPClient, a.httpClient(t)), 30*time.Second)
+	defer cancel()
+	return conf.PasswordCredentialsToken(ctx, username, password)
+}
+
+// ctx is a call context of the bootstrap admin.
+func (a *testAegis) ctx(t *testing.T) context.Context {
+	t.Helper()
+	return a.ctxWith(t, a.adminToken)
+}
+
+// ctxWith is a call context with accessToken.
+func (a *testAegis) ctxWith(t *testing.T, accessToken string) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+accessToken)
+}
+
+func (a *testAegis) orgs() aegisv1.OrgServiceClient { return aegisv1.NewOrgServiceClient(a.conn) }
+
+func (a *testAegis) identity() aegisv1.IdentityServiceClient {
+	return aegisv1.NewIdentityServiceClient(a.conn)
+}
+
+func (a *testAegis) policy() aegisv1.PolicyServiceClient {
+	return aegisv1.NewPolicyServiceClient(a.conn)
+}
+
+// noErr fails the test on a setup call's error; noErr[T](t, what)(call()).
+func noErr[T any](t *testing.T, what string) func(T, error) T {
+	t.Helper()
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+}
+
+// seed creates the tenant every test starts with.
+func (a *testAegis) seed(t *testing.T) {
+	t.Helper()
+	ctx := a.ctx(t)
+	noErr[*aegisv1.Org](t, "create org acme")(a.orgs().CreateOrg(ctx, &aegisv1.CreateOrgRequest{OrgId: "acme", Org: &aegisv1.Org{DisplayName: "Acme"}}))
+	noErr[*aegisv1.Project](t, "create project web")(a.orgs().CreateProject(ctx, &aegisv1.CreateProjectRequest{Parent: "orgs/acme", ProjectId: "web"}))
+	a.createUser(t, "acme", "alice", alicePassword)
+	noErr[*aegisv1.Group](t, "create group staff")(a.identity().CreateGroup(ctx, &aegisv1.CreateGroupRequest{Parent: "orgs/acme", GroupId: "staff"}))
+	noErr[*aegisv1.GroupMember](t, "add alice to staff")(a.identity().AddGroupMember(ctx, &aegisv1.AddGroupMemberRequest{Group: "orgs/acme/groups/staff", Member: aliceName}))
+	a.bind(t, "orgs/acme", "alice-admin", aliceName, "roles/OrgAdmin")
+}
+
+// createUser creates user id in org with a password.
+func (a *testAegis) createUser(t *testing.T, org, id, password string) {
+	t.Helper()
+	noErr[*aegisv1.User](t, "create user "+id)(a.identity().CreateUser(a.ctx(t), &aegisv1.CreateUserRequest{
+		Parent: "orgs/" + org, UserId: id, User: &aegisv1.User{DisplayName: strings.ToUpper(id[:1]) + id[1:]}, Password: password}))
+}
+
+// bind grants role to member with a binding id in parent.
+func (a *testAegis) bind(t *testing.T, parent, id, member, role string) {
+	t.Helper()
+	noErr[*aegisv1.Binding](t, "create binding "+id)(a.policy().CreateBinding(a.ctx(t), &aegisv1.CreateBindingRequest{
+		Parent: parent, BindingId: id, Binding: &aegisv1.Binding{Member: member, Role: role}}))
 }
 
 // cliEnvFor points the photon commands of this process at a and at a
@@ -272,8 +265,14 @@ func photon(t *testing.T, stdin string, args ...string) (code int, stdout, stder
 // login logs alice in and fails the test otherwise.
 func login(t *testing.T) {
 	t.Helper()
-	if code, out, errs := photon(t, alicePassword+"\n", "login", "--username", "alice@acme", "--password-stdin"); code != 0 {
-		t.Fatalf("login: exit %d: %s%s", code, out, errs)
+	loginAs(t, "alice@acme", alicePassword)
+}
+
+// loginAs logs the CLI in as username (alice@acme, admin) with password.
+func loginAs(t *testing.T, username, password string) {
+	t.Helper()
+	if code, out, errs := photon(t, password+"\n", "login", "--username", username, "--password-stdin"); code != 0 {
+		t.Fatalf("login %s: exit %d: %s%s", username, code, out, errs)
 	}
 }
 

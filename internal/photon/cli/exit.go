@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -73,6 +74,14 @@ type rpcError struct {
 func (e *rpcError) Error() string { return e.msg }
 func (e *rpcError) Unwrap() error { return e.err }
 
+// codeWords are the words Aegis puts before a message of these codes.
+var codeWords = map[codes.Code]string{
+	codes.NotFound:           "not found: ",
+	codes.AlreadyExists:      "already exists: ",
+	codes.FailedPrecondition: "failed precondition: ",
+	codes.InvalidArgument:    "invalid argument: ",
+}
+
 // explainRPC turns a gRPC error of the call op against Aegis at endpoint
 // into a message that says what to do. Aegis's status messages carry no
 // secrets, so they are shown.
@@ -84,7 +93,9 @@ func explainRPC(op, endpoint string, err error) error {
 	if !ok {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	msg := st.Message()
+	// Aegis's messages may start with the words its code stands for
+	// ("not found: org ..."), which the explanation below says already.
+	msg := strings.TrimPrefix(st.Message(), codeWords[st.Code()])
 	var text string
 	switch st.Code() {
 	case codes.Unauthenticated:

@@ -10,9 +10,13 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
 )
 
 // maxPageSize is the largest page Aegis serves; asking for more is
@@ -56,6 +60,12 @@ type iamCall struct {
 	s   *session
 	out *printer
 	cmd *cobra.Command
+}
+
+// sessionAlive reports whether Aegis still accepts the session's token.
+func (c *iamCall) sessionAlive() bool {
+	_, err := aegisv1.NewAuthnServiceClient(c.s.conn).WhoAmI(c.ctx, &aegisv1.WhoAmIRequest{})
+	return status.Code(err) != codes.Unauthenticated
 }
 
 // action is the part of a subcommand that talks to Aegis.

@@ -172,6 +172,12 @@ line and the new one on the second.`,
 				if !c.out.json {
 					fmt.Fprintf(c.out.w, "Password of %s set.\n", n)
 				}
+				if withCurrent && !c.sessionAlive() {
+					// The proto spares the caller's session, but an Aegis
+					// may sign the user out everywhere (this one does): say
+					// so now rather than fail the next command.
+					fmt.Fprintln(c.cmd.ErrOrStderr(), "Aegis ended your sessions with the password change, this one too: run photon login.")
+				}
 				return nil
 			}, nil
 		}),

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
 )
@@ -48,7 +49,7 @@ func TestShowJSON(t *testing.T) {
 		t.Fatalf("empty list: %q", buf.String())
 	}
 	buf.Reset()
-	b := &aegisv1.Binding{Name: "system/bindings/b", Effect: aegisv1.Binding_EFFECT_DENY, CreateTime: testTime}
+	b := &aegisv1.Binding{Name: "system/bindings/b", Effect: aegisv1.Binding_EFFECT_DENY, CreateTime: timestamppb.New(mustTime("2026-11-27T10:00:00Z"))}
 	if err := showOne(p, b, bindingDetail()); err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +115,21 @@ func TestExplainRPC(t *testing.T) {
 		err := explainRPC("op", "127.0.0.1:7010", status.Error(code, "msg"))
 		if err.Error() != want || status.Code(err) != code {
 			t.Errorf("%v: %q (code %v), want %q", code, err, status.Code(err), want)
+		}
+	}
+	// The words of the code are not said twice.
+	for _, tc := range []struct {
+		code      codes.Code
+		msg, want string
+	}{
+		{codes.NotFound, `not found: org "orgs/x"`, `op: not found (or not visible to you): org "orgs/x"`},
+		{codes.AlreadyExists, `already exists: org "orgs/x"`, `op: already exists: org "orgs/x"`},
+		{codes.FailedPrecondition, `failed precondition: org "orgs/x" still has 1 projects`, `op: refused: org "orgs/x" still has 1 projects`},
+		{codes.InvalidArgument, `invalid argument: org id "X"`, `op: invalid request: org id "X"`},
+		{codes.NotFound, `orgs/x not found`, `op: not found (or not visible to you): orgs/x not found`},
+	} {
+		if err := explainRPC("op", "e", status.Error(tc.code, tc.msg)); err.Error() != tc.want {
+			t.Errorf("%v %q: %q, want %q", tc.code, tc.msg, err, tc.want)
 		}
 	}
 	if explainRPC("op", "e", nil) != nil {
