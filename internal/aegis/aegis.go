@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -265,7 +266,10 @@ func (s *Server) serve(ctx context.Context, grpcLs, httpLs []net.Listener, serve
 		return err
 	}
 	for _, l := range httpLs {
-		s.group.ServeHTTP(&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, l)
+		// Failed TLS handshakes and the like go to the structured log,
+		// not to the standard logger's stderr.
+		s.group.ServeHTTP(&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)}, l)
 	}
 	return nil
 }
