@@ -35,13 +35,17 @@ type auditWriter struct {
 	// for flush (tests) and the queue gauge.
 	pending atomic.Int64
 
-	mu      sync.Mutex // guards closed against enqueue racing stop
-	closed  bool
-	ctx     context.Context
-	cancel  context.CancelFunc
-	done    chan struct{}
-	stopped sync.Once
+	mu           sync.Mutex // guards closed against enqueue racing stop
+	closed       bool
+	lastDropWarn time.Time // guarded by mu
+	ctx          context.Context
+	cancel       context.CancelFunc
+	done         chan struct{}
+	stopped      sync.Once
 }
+
+// dropWarnEvery spaces out the warnings about a full audit queue.
+const dropWarnEvery = 10 * time.Second
 
 func newAuditWriter(st *store.Store, lg *slog.Logger, size int, writeTimeout, drainTimeout time.Duration) *auditWriter {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -70,21 +74,56 @@ func (w *auditWriter) enqueue(ev *aegisv1.AuditEvent) {
 	default:
 		w.pending.Add(-1)
 		w.m.auditDropped.Inc()
-		w.lg.Warn("audit queue full, event dropped", "method", ev.GetMethod(), "resource", ev.GetResource())
+		// One warning per interval: an overload must not also flood the log.
+		if now := time.Now(); now.Sub(w.lastDropWarn) >= dropWarnEvery {
+			w.lastDropWarn = now
+			w.lg.Warn("audit queue full, events dropped (see aegis_audit_events_dropped_total)", "method", ev.GetMethod(), "resource", ev.GetResource())
+		}
 	}
 }
 
+// maxAuditBatch bounds the events written in one transaction (Chainfire's
+// default --max-txn-ops is 128).
+const maxAuditBatch = 100
+
 func (w *auditWriter) run() {
 	defer close(w.done)
+	batch := make([]*aegisv1.AuditEvent, 0, maxAuditBatch)
 	for {
 		select {
 		case ev := <-w.ch:
-			w.write(w.ctx, ev)
+			// Whatever queued up during the last write goes in this one:
+			// one round trip per batch, not per event, so a burst of
+			// denials is recorded rather than dropped.
+			batch = append(batch[:0], ev)
+		gather:
+			for len(batch) < maxAuditBatch {
+				select {
+				case ev := <-w.ch:
+					batch = append(batch, ev)
+				default:
+					break gather
+				}
+			}
+			w.writeBatch(w.ctx, batch)
 		case <-w.ctx.Done():
 			w.drain()
 			return
 		}
 	}
+}
+
+func (w *auditWriter) writeBatch(ctx context.Context, evs []*aegisv1.AuditEvent) {
+	defer w.pending.Add(-int64(len(evs)))
+	wctx, cancel := context.WithTimeout(ctx, w.writeTimeout)
+	defer cancel()
+	if _, err := w.st.AppendAudits(wctx, evs); err != nil {
+		w.m.auditFailed.Add(float64(len(evs)))
+		w.lg.Error("audit events not written", "events", len(evs), "first-method", evs[0].GetMethod(),
+			"first-principal", evs[0].GetPrincipal(), "err", err)
+		return
+	}
+	w.m.auditWritten.Add(float64(len(evs)))
 }
 
 // drain writes what is still queued at Close, within drainTimeout; the

@@ -52,30 +52,61 @@ func auditContainer(resource string) string {
 // event_time, if it was unset). The container in the name is derived from
 // the event's resource. The event is kept for Options.AuditRetention.
 func (s *Store) AppendAudit(ctx context.Context, ev *aegisv1.AuditEvent) (*aegisv1.AuditEvent, error) {
+	out, err := s.AppendAudits(ctx, []*aegisv1.AuditEvent{ev})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// AppendAudits stores several audit events in one transaction (at most
+// Options.MaxTxnOps of them), as AppendAudit does one: a busy replica
+// writes its audit trail in batches rather than one round trip per event.
+func (s *Store) AppendAudits(ctx context.Context, evs []*aegisv1.AuditEvent) ([]*aegisv1.AuditEvent, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
-	e := proto.Clone(ev).(*aegisv1.AuditEvent)
-	if e.EventTime == nil {
-		e.EventTime = s.nowpb()
+	if len(evs) > s.opts.MaxTxnOps {
+		return nil, invalidf("%d audit events in one batch; at most %d", len(evs), s.opts.MaxTxnOps)
 	}
-	t := e.EventTime.AsTime()
-	var rnd [4]byte
-	_, _ = rand.Read(rnd[:])
-	id := auditTimeKey(t) + hex.EncodeToString(rnd[:])
-	e.Name = auditContainer(e.GetResource()) + "/auditEvents/" + id
-	b, err := marshal(e)
-	if err != nil {
-		return nil, err
+	out := make([]*aegisv1.AuditEvent, len(evs))
+	keys := make([]string, len(evs))
+	vals := make([]string, len(evs))
+	var last time.Time
+	for i, ev := range evs {
+		e := proto.Clone(ev).(*aegisv1.AuditEvent)
+		if e.EventTime == nil {
+			e.EventTime = s.nowpb()
+		}
+		t := e.EventTime.AsTime()
+		if t.After(last) {
+			last = t
+		}
+		var rnd [4]byte
+		_, _ = rand.Read(rnd[:])
+		id := auditTimeKey(t) + hex.EncodeToString(rnd[:])
+		e.Name = auditContainer(e.GetResource()) + "/auditEvents/" + id
+		b, err := marshal(e)
+		if err != nil {
+			return nil, err
+		}
+		out[i], keys[i], vals[i] = e, auditPrefix+id, string(b)
 	}
-	err = s.withLease(ctx, t.Add(s.opts.AuditRetention), time.Hour, func(lease clientv3.LeaseID) error {
-		_, err := s.cli.Put(ctx, auditPrefix+id, string(b), clientv3.WithLease(lease))
+	// One lease for the batch, bucketed by the hour, ending after the
+	// newest event's retention: events may outlive theirs by at most the
+	// batch's spread plus an hour.
+	err := s.withLease(ctx, last.Add(s.opts.AuditRetention), time.Hour, func(lease clientv3.LeaseID) error {
+		ops := make([]clientv3.Op, len(keys))
+		for i := range keys {
+			ops[i] = clientv3.OpPut(keys[i], vals[i], clientv3.WithLease(lease))
+		}
+		_, err := s.cli.Txn(ctx).Then(ops...).Commit()
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("append audit event: %w", err)
+		return nil, fmt.Errorf("append audit events: %w", err)
 	}
-	return e, nil
+	return out, nil
 }
 
 // AuditQuery selects audit events.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +136,45 @@ func TestAudit(t *testing.T) {
 	}
 	if d := time.Duration(ttl.TTL) * time.Second; d <= 0 || d > 3*time.Hour+time.Minute {
 		t.Fatalf("audit lease TTL %v for a 2h retention", d)
+	}
+}
+
+// A batch is written in one transaction and reads back like single events;
+// a batch larger than a transaction may hold is refused whole.
+func TestAppendAuditsBatch(t *testing.T) {
+	addr := startChainfire(t)
+	s := openStore(t, addr, nil)
+	ctx := ctxT(t)
+	var evs []*aegisv1.AuditEvent
+	for i := range 100 {
+		evs = append(evs, &aegisv1.AuditEvent{Kind: aegisv1.AuditEvent_KIND_ACCESS_DENIED,
+			Principal: alice, Resource: project, Method: "/aegis.v1.Test/Batch", StatusCode: "PERMISSION_DENIED",
+			Permission: fmt.Sprintf("plasmavmc:vms%d:get", i)})
+	}
+	out, err := s.AppendAudits(ctx, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(evs) || out[0].GetName() == "" || out[0].GetEventTime() == nil {
+		t.Fatalf("AppendAudits returned %d events, first %v", len(out), out[0])
+	}
+	var got []*aegisv1.AuditEvent
+	tok := ""
+	for {
+		page, next, err := s.ListAuditEvents(ctx, AuditQuery{Parent: "orgs/acme", Principal: alice}, ListOptions[*aegisv1.AuditEvent]{PageSize: 40, PageToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page...)
+		if next == "" {
+			break
+		}
+		tok = next
+	}
+	if len(got) != len(evs) {
+		t.Fatalf("listed %d events of the batch of %d", len(got), len(evs))
+	}
+	if _, err := s.AppendAudits(ctx, make([]*aegisv1.AuditEvent, 200)); err == nil {
+		t.Fatal("a batch over MaxTxnOps was accepted")
 	}
 }
