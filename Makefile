@@ -16,7 +16,7 @@ TEST_TIMEOUT ?= 30m
 MODULES := $(sort $(patsubst ./%,%,$(patsubst %/go.mod,%,$(shell find . -name go.mod -not -path './.git/*' -not -path './tools/*' -not -path './bin/*'))))
 TOOLS_DEPS := tools/go.mod tools/go.sum
 
-.PHONY: all build cmds etcd test soak dev lint bench-chainfire bench-chainfire-cluster clean ensure-tools
+.PHONY: all build cmds etcd test soak dev lint bench-chainfire bench-chainfire-cluster bench-aegis clean ensure-tools
 
 all: build
 
@@ -68,6 +68,12 @@ bench-chainfire: build etcd
 # members, reads, watch fan-out and leader failover (bench/chainfire/README.md).
 bench-chainfire-cluster: build etcd
 	bash bench/chainfire/run.sh --cluster
+
+# Aegis against the issue 4 targets: in-process decision latency, gRPC
+# Authorize and token issuance (bench/aegis/README.md). run.sh builds the
+# aegis and chainfire it measures from this tree itself.
+bench-aegis:
+	bash bench/aegis/run.sh
 
 clean:
 	rm -rf $(BIN)
