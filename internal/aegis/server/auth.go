@@ -270,8 +270,7 @@ func (s *Server) claimsCaller(claims *token.Claims) (*Caller, error) {
 		return nil, errPrincipalInactive
 	}
 	if claims.Kind == token.KindServiceAccount && issuedForKey(claims.ClientID) {
-		k, err := s.st.ServiceAccountKeyByClientID(claims.ClientID)
-		if err != nil || k.ServiceAccount.GetName() != claims.Subject {
+		if owner, ok := s.st.ServiceAccountKeyOwner(claims.ClientID); !ok || owner != claims.Subject {
 			return nil, errors.New("access token rejected: its service account key was deleted")
 		}
 	}

@@ -172,15 +172,15 @@ func (a *authzService) TestPermissions(ctx context.Context, req *aegisv1.TestPer
 		return out, nil
 	}
 	res, _ := policy.ParseResource(req.GetResource())
-	var org *aegisv1.Org
+	var org store.ScopeFacts
 	if res.Org() != "" {
-		org, _ = s.st.GetOrg("orgs/" + res.Org())
+		org = s.st.OrgFacts("orgs/" + res.Org())
 	}
 	labels := req.GetResourceLabels()
 	if len(labels) == 0 {
 		labels = s.storedLabels(res, org)
 	}
-	if org.GetState() == aegisv1.Org_STATE_SUSPENDED {
+	if org.OrgState == aegisv1.Org_STATE_SUSPENDED {
 		// Only system-scope bindings count in a suspended org, which
 		// TestPermissions cannot tell: decide one by one.
 		seen := map[string]bool{}

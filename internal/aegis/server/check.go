@@ -103,9 +103,9 @@ func (s *Server) decide(ctx context.Context, source string, sub *subject, perm, 
 		d.Message = why
 		d.CacheTtl = durationpb.New(s.boundTTL(maxCacheTTL, sub, now))
 	default:
-		var org *aegisv1.Org
+		var org store.ScopeFacts
 		if res.Org() != "" {
-			org, _ = s.st.GetOrg("orgs/" + res.Org())
+			org = s.st.OrgFacts("orgs/" + res.Org())
 		}
 		if len(labels) == 0 {
 			labels = s.storedLabels(res, org)
@@ -118,7 +118,7 @@ func (s *Server) decide(ctx context.Context, source string, sub *subject, perm, 
 			return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 		}
 		s.fillDecision(d, sub, pd, now)
-		if d.Allowed && org.GetState() == aegisv1.Org_STATE_SUSPENDED && !strings.HasPrefix(d.Binding, "system/") {
+		if d.Allowed && org.OrgState == aegisv1.Org_STATE_SUSPENDED && !strings.HasPrefix(d.Binding, "system/") {
 			// A suspended org's resources are reachable only through
 			// bindings at the system level (orgs.proto, Org.State):
 			// those stored in the system container, the operators'.
@@ -141,14 +141,12 @@ func (s *Server) decide(ctx context.Context, source string, sub *subject, perm, 
 
 // storedLabels are the labels of an Aegis org or project resource, which
 // conditions see when the request gives none.
-func (s *Server) storedLabels(res policy.Resource, org *aegisv1.Org) map[string]string {
+func (s *Server) storedLabels(res policy.Resource, org store.ScopeFacts) map[string]string {
 	switch res.Level() {
 	case policy.LevelOrg:
-		return org.GetLabels()
+		return org.Labels
 	case policy.LevelProject:
-		if p, err := s.st.GetProject(res.String()); err == nil {
-			return p.GetLabels()
-		}
+		return s.st.ProjectLabels(res.String())
 	}
 	return nil
 }

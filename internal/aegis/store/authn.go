@@ -206,3 +206,50 @@ func RoleName(policyRole string) string {
 	}
 	return "roles/" + policyRole
 }
+
+// ServiceAccountKeyOwner returns the name of the service account that owns
+// the key with this client_id, without copying any record: it is asked on
+// every call made with a service-account token.
+func (s *Store) ServiceAccountKeyOwner(clientID string) (string, bool) {
+	s.ix.mu.RLock()
+	defer s.ix.mu.RUnlock()
+	keyName, ok := s.ix.clientIDs[clientID]
+	if !ok || s.ix.getName(kindKey, keyName) == nil {
+		return "", false
+	}
+	return strings.TrimSuffix(keyName, "/keys/"+clientID), true
+}
+
+// ScopeFacts are what a decision needs to know about the org or project a
+// resource is in. Labels is the stored map itself: read it, never change
+// it.
+type ScopeFacts struct {
+	Exists bool
+	// OrgState is the state of the org (of the project's org for a
+	// project).
+	OrgState aegisv1.Org_State
+	Labels   map[string]string
+}
+
+// OrgFacts describes org ("orgs/{org}") without copying its record.
+func (s *Store) OrgFacts(org string) ScopeFacts {
+	s.ix.mu.RLock()
+	defer s.ix.mu.RUnlock()
+	e := s.ix.getName(kindOrg, org)
+	if e == nil {
+		return ScopeFacts{}
+	}
+	o := e.msg.(*aegisv1.Org)
+	return ScopeFacts{Exists: true, OrgState: o.GetState(), Labels: o.GetLabels()}
+}
+
+// ProjectLabels returns the stored labels of project (read only) without
+// copying its record.
+func (s *Store) ProjectLabels(project string) map[string]string {
+	s.ix.mu.RLock()
+	defer s.ix.mu.RUnlock()
+	if e := s.ix.getName(kindProject, project); e != nil {
+		return e.msg.(*aegisv1.Project).GetLabels()
+	}
+	return nil
+}
