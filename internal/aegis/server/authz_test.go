@@ -285,3 +285,30 @@ func TestLookupPrincipals(t *testing.T) {
 		Resource: web, Permission: "plasmavmc:vms:list", PageSize: 1, PageToken: r.GetNextPageToken()})
 	wantCode(t, err, codes.InvalidArgument)
 }
+
+// The caller's own aegis:authz:check is remembered between calls, but
+// only until the IAM state changes: a service whose binding is deleted is
+// refused on its very next call.
+func TestCallerGrantCacheFollowsChanges(t *testing.T) {
+	e := tenv
+	ctx := ctxT(t)
+	name := e.id("checker")
+	sa := must[*aegisv1.ServiceAccount](t)(e.st.CreateServiceAccount(ctx, "orgs/acme/projects/web", name, &aegisv1.ServiceAccount{}))
+	b := must[*aegisv1.Binding](t)(e.st.CreateBinding(ctx, "system", e.id("chk"),
+		&aegisv1.Binding{Member: sa.GetName(), Role: "roles/aegis.authzChecker"}, "test"))
+	caller := withToken(t, e.issue(t, token.Grant{Subject: sa.GetName(), Kind: token.KindServiceAccount, Org: "acme"}))
+	req := &aegisv1.AuthorizeRequest{
+		Subject:    &aegisv1.Subject{Identity: &aegisv1.Subject_Principal{Principal: "orgs/acme/users/editor"}},
+		Permission: "plasmavmc:vms:get", Resource: "orgs/acme/projects/web",
+	}
+	for range 3 { // the later calls hit the cache
+		if _, err := e.authz.Authorize(caller, req); err != nil {
+			t.Fatalf("Authorize by a checker: %v", err)
+		}
+	}
+	if err := e.st.DeleteBinding(ctx, b.GetName(), ""); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.authz.Authorize(caller, req)
+	wantCode(t, err, codes.PermissionDenied)
+}

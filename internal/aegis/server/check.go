@@ -260,12 +260,20 @@ func (s *Server) check(ctx context.Context, c *Caller, perm, name string) error 
 
 // allowed decides without auditing or answering a denial, for filters.
 func (s *Server) allowed(ctx context.Context, c *Caller, perm, name string) (bool, *aegisv1.Decision, error) {
+	key, cacheable := grantKey(c, perm, name)
+	rev, now := s.st.Revision(), s.now()
+	if cacheable && s.grants.has(key, rev, now) {
+		return true, nil, nil
+	}
 	d, err := s.decide(ctx, sourceAdmin, c.subject(), perm, authzResource(name), nil, requestInfoFrom(ctx).sourceIP)
 	if err != nil {
 		// Names were checked before; an evaluator rejection here is a
 		// bug in this package, not the client's fault.
 		s.lg.Error("admin check rejected by the evaluator", "permission", perm, "resource", name, "err", err)
 		return false, nil, status.Error(codes.Internal, "internal error")
+	}
+	if cacheable && d.Allowed && d.GetCacheTtl().AsDuration() > 0 {
+		s.grants.put(key, rev, now.Add(d.GetCacheTtl().AsDuration()))
 	}
 	return d.Allowed, d, nil
 }

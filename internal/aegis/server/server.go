@@ -116,6 +116,7 @@ type Server struct {
 	m      *metrics
 	audit  *auditWriter
 	public map[string]bool
+	grants *grantCache // the admin checks callers passed, briefly
 }
 
 // New returns a Server and starts its audit writer; Close stops it.
@@ -133,6 +134,7 @@ func New(opts Options) (*Server, error) {
 		lg:     opts.Logger,
 		now:    opts.Now,
 		public: publicMethods(opts.PublicMethods),
+		grants: newGrantCache(),
 	}
 	s.audit = newAuditWriter(opts.Store, opts.Logger, opts.AuditQueueSize, opts.AuditWriteTimeout, opts.AuditDrainTimeout)
 	m, err := newMetrics(opts.Registry, s.audit)
