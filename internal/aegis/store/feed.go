@@ -206,30 +206,7 @@ func fullFeed(ix *index, f *feed) {
 // subjectOf returns the policy subject of a user, service account or
 // group name, or "" if it is not in the index.
 func (ix *index) subjectOf(name string) string {
-	var k kind
-	switch {
-	case strings.Contains(name, "/users/"):
-		k = kindUser
-	case strings.Contains(name, "/serviceAccounts/"):
-		k = kindServiceAccount
-	case strings.Contains(name, "/groups/"):
-		k = kindGroup
-	default:
-		return ""
-	}
-	e := ix.getName(k, name)
-	if e == nil {
-		return ""
-	}
-	switch m := e.msg.(type) {
-	case *aegisv1.User:
-		return "users/" + m.GetUid()
-	case *aegisv1.ServiceAccount:
-		return "serviceAccounts/" + m.GetUid()
-	case *aegisv1.Group:
-		return "groups/" + m.GetUid()
-	}
-	return ""
+	return ix.subjectOfName[name]
 }
 
 func (ix *index) orgSuspended(org string) bool {

@@ -59,8 +59,9 @@ type index struct {
 	federated map[fedID]string  // federated identity → user name
 	certs     map[string]string // certificate uniqueness key → service account name
 
-	subjects   map[string]string // policy subject → record name
-	bindingIDs map[string]string // policy binding id → binding name
+	subjects      map[string]string // policy subject → record name
+	subjectOfName map[string]string // record name → policy subject (asked on every call)
+	bindingIDs    map[string]string // policy binding id → binding name
 
 	// refs maps a principal, group or custom role to what refers to it:
 	// binding names and (for principals) the groups it is a member of.
@@ -87,6 +88,7 @@ func newIndex() *index {
 		federated:       map[fedID]string{},
 		certs:           map[string]string{},
 		subjects:        map[string]string{},
+		subjectOfName:   map[string]string{},
 		bindingIDs:      map[string]string{},
 		refs:            map[string]map[string]struct{}{},
 		groupsOf:        map[string]map[string]struct{}{},
@@ -108,6 +110,7 @@ func (ix *index) replaceWith(fresh *index) {
 	ix.federated = fresh.federated
 	ix.certs = fresh.certs
 	ix.subjects = fresh.subjects
+	ix.subjectOfName = fresh.subjectOfName
 	ix.bindingIDs = fresh.bindingIDs
 	ix.refs = fresh.refs
 	ix.groupsOf = fresh.groupsOf
@@ -301,11 +304,13 @@ func (ix *index) link(e *entry) {
 	switch m := e.msg.(type) {
 	case *aegisv1.User:
 		ix.subjects["users/"+m.GetUid()] = e.name
+		ix.subjectOfName[e.name] = "users/" + m.GetUid()
 		for _, fi := range m.GetFederatedIdentities() {
 			ix.federated[fedID{fi.GetIssuer(), fi.GetSubject()}] = e.name
 		}
 	case *aegisv1.ServiceAccount:
 		ix.subjects["serviceAccounts/"+m.GetUid()] = e.name
+		ix.subjectOfName[e.name] = "serviceAccounts/" + m.GetUid()
 		for _, ci := range m.GetCertificateIdentities() {
 			if k, ok := certKey(ci); ok {
 				ix.certs[k] = e.name
@@ -313,6 +318,7 @@ func (ix *index) link(e *entry) {
 		}
 	case *aegisv1.Group:
 		ix.subjects["groups/"+m.GetUid()] = e.name
+		ix.subjectOfName[e.name] = "groups/" + m.GetUid()
 	case *aegisv1.ServiceAccountKey:
 		ix.clientIDs[lastSegment(e.name)] = e.name
 	case *aegisv1.GroupMember:
@@ -335,6 +341,7 @@ func (ix *index) unlink(e *entry) {
 	switch m := e.msg.(type) {
 	case *aegisv1.User:
 		delete(ix.subjects, "users/"+m.GetUid())
+		delete(ix.subjectOfName, e.name)
 		for _, fi := range m.GetFederatedIdentities() {
 			if k := (fedID{fi.GetIssuer(), fi.GetSubject()}); ix.federated[k] == e.name {
 				delete(ix.federated, k)
@@ -342,6 +349,7 @@ func (ix *index) unlink(e *entry) {
 		}
 	case *aegisv1.ServiceAccount:
 		delete(ix.subjects, "serviceAccounts/"+m.GetUid())
+		delete(ix.subjectOfName, e.name)
 		for _, ci := range m.GetCertificateIdentities() {
 			if k, ok := certKey(ci); ok && ix.certs[k] == e.name {
 				delete(ix.certs, k)
@@ -349,6 +357,7 @@ func (ix *index) unlink(e *entry) {
 		}
 	case *aegisv1.Group:
 		delete(ix.subjects, "groups/"+m.GetUid())
+		delete(ix.subjectOfName, e.name)
 	case *aegisv1.ServiceAccountKey:
 		delete(ix.clientIDs, lastSegment(e.name))
 	case *aegisv1.GroupMember:
