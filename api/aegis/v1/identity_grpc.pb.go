@@ -82,9 +82,10 @@ type IdentityServiceClient interface {
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	// SetUserPassword sets a user's password. A user changing its own
 	// password must give `current_password`; an administrator with
-	// `aegis:users:setPassword` on the user need not. Every refresh token of
-	// the user is revoked, except the caller's own session when a user
-	// changes its own password.
+	// `aegis:users:setPassword` on the user need not. Every token of the
+	// user is revoked, the caller's own session included when a user
+	// changes its own password (an access token does not name its session):
+	// the user logs in again with the new password.
 	//
 	// HTTP: `POST /v1/{name=orgs/*/users/*}:setPassword`.
 	SetUserPassword(ctx context.Context, in *SetUserPasswordRequest, opts ...grpc.CallOption) (*SetUserPasswordResponse, error)
@@ -458,9 +459,10 @@ type IdentityServiceServer interface {
 	DeleteUser(context.Context, *DeleteUserRequest) (*emptypb.Empty, error)
 	// SetUserPassword sets a user's password. A user changing its own
 	// password must give `current_password`; an administrator with
-	// `aegis:users:setPassword` on the user need not. Every refresh token of
-	// the user is revoked, except the caller's own session when a user
-	// changes its own password.
+	// `aegis:users:setPassword` on the user need not. Every token of the
+	// user is revoked, the caller's own session included when a user
+	// changes its own password (an access token does not name its session):
+	// the user logs in again with the new password.
 	//
 	// HTTP: `POST /v1/{name=orgs/*/users/*}:setPassword`.
 	SetUserPassword(context.Context, *SetUserPasswordRequest) (*SetUserPasswordResponse, error)
