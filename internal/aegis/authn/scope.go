@@ -42,7 +42,7 @@ func parseScope(scope string) (narrowing, error) {
 				return narrowing{}, errInvalidScope("scope names more than one project")
 			}
 			n.org, n.project = org, project
-		case validPermission(tok):
+		case token.ValidPermission(tok):
 			if !slices.Contains(n.permissions, tok) {
 				n.permissions = append(n.permissions, tok)
 			}
@@ -70,7 +70,7 @@ func parseNarrowing(project string, permissions []string) (narrowing, error) {
 		return narrowing{}, errInvalidScope("at most %d permissions", maxPermissions)
 	}
 	for _, p := range permissions {
-		if !validPermission(p) {
+		if !token.ValidPermission(p) {
 			return narrowing{}, errInvalidScope("permission '%s' is not service:resource:verb", clip(p))
 		}
 		if !slices.Contains(n.permissions, p) {
@@ -103,7 +103,7 @@ func narrow(g token.Grant, n narrowing) (token.Grant, error) {
 	}
 	if len(n.permissions) > 0 {
 		for _, p := range n.permissions {
-			if len(g.Permissions) > 0 && !slices.ContainsFunc(g.Permissions, func(pp string) bool { return permissionCovers(pp, p) }) {
+			if len(g.Permissions) > 0 && !slices.ContainsFunc(g.Permissions, func(pp string) bool { return token.PermissionCovers(pp, p) }) {
 				return token.Grant{}, errInvalidScope("permission '%s' is not in the grant", clip(p))
 			}
 		}
@@ -154,43 +154,6 @@ func isLabel(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// validPermission mirrors the token package's check (unexported there):
-// three non-empty segments of printable non-space ASCII. Checking here lets
-// a bad permission be answered as invalid_scope rather than as a failed
-// issue.
-func validPermission(p string) bool {
-	segs := strings.Split(p, ":")
-	if len(segs) != 3 {
-		return false
-	}
-	for _, s := range segs {
-		if s == "" {
-			return false
-		}
-		for i := 0; i < len(s); i++ {
-			if s[i] <= ' ' || s[i] > '~' {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// permissionCovers mirrors token.permissionCovers (unexported there): each
-// segment of pattern is "*" or equal to child's.
-func permissionCovers(pattern, child string) bool {
-	ps, cs := strings.Split(pattern, ":"), strings.Split(child, ":")
-	if len(ps) != 3 || len(cs) != 3 {
-		return false
-	}
-	for i := range ps {
-		if ps[i] != "*" && ps[i] != cs[i] {
 			return false
 		}
 	}

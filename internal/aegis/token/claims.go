@@ -65,7 +65,7 @@ func (g *Grant) validate() error {
 		return fmt.Errorf("%w: no org", ErrInvalidGrant)
 	}
 	for _, p := range g.Permissions {
-		if !validPermission(p) {
+		if !ValidPermission(p) {
 			return fmt.Errorf("%w: permission %q is not service:resource:verb", ErrInvalidGrant, p)
 		}
 	}
@@ -120,9 +120,9 @@ type wireClaims struct {
 	ClientID    string           `json:"client_id,omitempty"`
 }
 
-// validPermission checks the service:resource:verb shape: three non-empty
-// segments of printable non-space ASCII.
-func validPermission(p string) bool {
+// ValidPermission checks the service:resource:verb shape of a permission
+// in a token: three non-empty segments of printable non-space ASCII.
+func ValidPermission(p string) bool {
 	segs := strings.Split(p, ":")
 	if len(segs) != 3 {
 		return false
@@ -140,10 +140,11 @@ func validPermission(p string) bool {
 	return true
 }
 
-// permissionCovers reports whether pattern allows everything child allows:
+// PermissionCovers reports whether pattern allows everything child allows
+// (downscoping may only narrow):
 // each segment of pattern is "*" or equal to child's. A "*" in child is
 // only covered by a "*" in pattern.
-func permissionCovers(pattern, child string) bool {
+func PermissionCovers(pattern, child string) bool {
 	ps, cs := strings.Split(pattern, ":"), strings.Split(child, ":")
 	if len(ps) != 3 || len(cs) != 3 {
 		return false

@@ -77,7 +77,7 @@ func (i *Issuer) Downscope(parent *Claims, project string, permissions []string,
 	if len(permissions) > 0 {
 		if len(g.Permissions) > 0 {
 			for _, p := range permissions {
-				if !slices.ContainsFunc(g.Permissions, func(pp string) bool { return permissionCovers(pp, p) }) {
+				if !slices.ContainsFunc(g.Permissions, func(pp string) bool { return PermissionCovers(pp, p) }) {
 					return "", nil, fmt.Errorf("%w: permission %q is not in the token's set", ErrScopeWidening, p)
 				}
 			}

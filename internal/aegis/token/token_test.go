@@ -572,8 +572,8 @@ func TestPermissionCovers(t *testing.T) {
 		{"a:b:c", "a:b:c:d", false},
 		{"a:b:*", "a:bb:c", false},
 	} {
-		if got := permissionCovers(tc.pattern, tc.child); got != tc.want {
-			t.Errorf("permissionCovers(%q, %q) = %v", tc.pattern, tc.child, got)
+		if got := PermissionCovers(tc.pattern, tc.child); got != tc.want {
+			t.Errorf("PermissionCovers(%q, %q) = %v", tc.pattern, tc.child, got)
 		}
 	}
 }
