@@ -9,6 +9,7 @@ import (
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
 	"github.com/photoncloud/photoncloud/internal/aegis/authn"
+	"github.com/photoncloud/photoncloud/internal/aegis/policy"
 	"github.com/photoncloud/photoncloud/internal/aegis/store"
 	"github.com/photoncloud/photoncloud/internal/aegis/token"
 )
@@ -85,9 +86,9 @@ func (d directory) Principal(_ context.Context, name string) (*authn.Principal, 
 		if err != nil {
 			return nil, lookupErr(err)
 		}
-		org, _ := d.st.GetOrg("orgs/" + orgID(name))
+		org, _ := d.st.GetOrg("orgs/" + policy.OrgOf(name))
 		return &authn.Principal{
-			Name: name, Kind: token.KindServiceAccount, Org: orgID(name), DisplayName: sa.GetDisplayName(),
+			Name: name, Kind: token.KindServiceAccount, Org: policy.OrgOf(name), DisplayName: sa.GetDisplayName(),
 			Groups:   d.st.GroupsOf(name),
 			Disabled: sa.GetState() == aegisv1.ServiceAccount_STATE_DISABLED || org.GetState() == aegisv1.Org_STATE_SUSPENDED,
 		}, nil
@@ -98,7 +99,7 @@ func (d directory) Principal(_ context.Context, name string) (*authn.Principal, 
 func userPrincipal(c *store.UserCredentials) authn.Principal {
 	u := c.User
 	return authn.Principal{
-		Name: u.GetName(), Kind: token.KindUser, Org: orgID(u.GetName()), DisplayName: u.GetDisplayName(),
+		Name: u.GetName(), Kind: token.KindUser, Org: policy.OrgOf(u.GetName()), DisplayName: u.GetDisplayName(),
 		Disabled: u.GetState() == aegisv1.User_STATE_DISABLED || c.OrgState == aegisv1.Org_STATE_SUSPENDED,
 	}
 }
@@ -106,16 +107,9 @@ func userPrincipal(c *store.UserCredentials) authn.Principal {
 func saPrincipal(c *store.ServiceAccountCredentials) authn.Principal {
 	sa := c.ServiceAccount
 	return authn.Principal{
-		Name: sa.GetName(), Kind: token.KindServiceAccount, Org: orgID(sa.GetName()), DisplayName: sa.GetDisplayName(),
+		Name: sa.GetName(), Kind: token.KindServiceAccount, Org: policy.OrgOf(sa.GetName()), DisplayName: sa.GetDisplayName(),
 		Disabled: sa.GetState() == aegisv1.ServiceAccount_STATE_DISABLED || c.OrgState == aegisv1.Org_STATE_SUSPENDED,
 	}
-}
-
-// orgID is the org id of a resource name "orgs/<org>/...".
-func orgID(name string) string {
-	rest, _ := strings.CutPrefix(name, "orgs/")
-	id, _, _ := strings.Cut(rest, "/")
-	return id
 }
 
 // lookupErr keeps "not found" recognisable to authn and passes any other

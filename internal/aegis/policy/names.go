@@ -183,6 +183,18 @@ func (sc *segScanner) next() (seg string, end int, ok bool) {
 	return rest, len(sc.s), true
 }
 
+// OrgOf returns the org id of a name below orgs/ ("acme" for
+// "orgs/acme/users/alice"), "" for any other name. Unlike ParseResource it
+// does not validate: it is for names that were validated when stored.
+func OrgOf(name string) string {
+	rest, ok := strings.CutPrefix(name, "orgs/")
+	if !ok {
+		return ""
+	}
+	id, _, _ := strings.Cut(rest, "/")
+	return id
+}
+
 // String returns the name as given to ParseResource.
 func (r Resource) String() string { return r.name }
 

@@ -18,6 +18,7 @@ import (
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
 	"github.com/photoncloud/photoncloud/internal/aegis/authn"
+	"github.com/photoncloud/photoncloud/internal/aegis/policy"
 	"github.com/photoncloud/photoncloud/internal/aegis/token"
 )
 
@@ -278,7 +279,7 @@ func (s *Server) claimsCaller(claims *token.Claims) (*Caller, error) {
 	// resolved, not from the separate "org" claim: tenancy then rests on
 	// one fact only. (The issuer keeps the two equal and a project of a
 	// downscoped token in that org.)
-	org := orgID(claims.Subject)
+	org := policy.OrgOf(claims.Subject)
 	c := &Caller{
 		Principal:       claims.Subject,
 		Kind:            claims.Kind,
@@ -320,7 +321,7 @@ func (s *Server) certCaller(cert *x509.Certificate) (*Caller, error) {
 	return &Caller{
 		Principal:       sa.GetName(),
 		Kind:            token.KindServiceAccount,
-		Org:             orgID(sa.GetName()),
+		Org:             policy.OrgOf(sa.GetName()),
 		PolicyPrincipal: sc.PolicyPrincipal,
 	}, nil
 }

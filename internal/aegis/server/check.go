@@ -293,7 +293,7 @@ func (s *Server) deny(ctx context.Context, c *Caller, perm, name string, d *aegi
 // org in which the caller may not even get the org. Names at the system
 // level belong to no tenant and are never hidden.
 func (s *Server) hidden(ctx context.Context, c *Caller, name string) bool {
-	org := orgID(name)
+	org := policy.OrgOf(name)
 	if org == "" {
 		return false
 	}

@@ -29,6 +29,7 @@ import (
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
 	"github.com/photoncloud/photoncloud/internal/aegis/authn"
 	"github.com/photoncloud/photoncloud/internal/aegis/password"
+	"github.com/photoncloud/photoncloud/internal/aegis/policy"
 	"github.com/photoncloud/photoncloud/internal/aegis/store"
 	"github.com/photoncloud/photoncloud/internal/aegis/token"
 	"github.com/photoncloud/photoncloud/internal/chainfire"
@@ -248,7 +249,7 @@ func (e *env) seed(ctx context.Context) error {
 	}
 	for _, u := range []string{"orgs/system/users/admin", "orgs/acme/users/oadmin", "orgs/acme/users/padmin",
 		"orgs/acme/users/editor", "orgs/acme/users/viewer", "orgs/beta/users/eve", targetUser} {
-		if _, err := st.CreateUser(ctx, "orgs/"+orgID(u), lastSegment(u), nil, ""); err != nil {
+		if _, err := st.CreateUser(ctx, "orgs/"+policy.OrgOf(u), lastSegment(u), nil, ""); err != nil {
 			return err
 		}
 	}

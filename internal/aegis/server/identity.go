@@ -11,6 +11,7 @@ import (
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
 	"github.com/photoncloud/photoncloud/internal/aegis/authn"
+	"github.com/photoncloud/photoncloud/internal/aegis/policy"
 	"github.com/photoncloud/photoncloud/internal/aegis/store"
 )
 
@@ -221,7 +222,7 @@ func (i *identityService) checkOwnPassword(ctx context.Context, c *Caller, req *
 	if req.GetCurrentPassword() == "" {
 		return status.Error(codes.InvalidArgument, "current_password is required to change your own password")
 	}
-	cred, err := s.st.UserForLogin("orgs/"+orgID(req.GetName()), lastSegment(req.GetName()))
+	cred, err := s.st.UserForLogin("orgs/"+policy.OrgOf(req.GetName()), lastSegment(req.GetName()))
 	if err != nil {
 		return s.apiErr(err)
 	}

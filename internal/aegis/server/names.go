@@ -107,16 +107,6 @@ func authzResource(name string) string {
 	return name
 }
 
-// orgID returns the org id of a name below orgs/, "" otherwise.
-func orgID(name string) string {
-	rest, ok := strings.CutPrefix(name, "orgs/")
-	if !ok {
-		return ""
-	}
-	id, _, _ := strings.Cut(rest, "/")
-	return id
-}
-
 // within reports whether name is scope or below it, segment by segment
 // (orgs/acme2 is not within orgs/acme).
 func within(name, scope string) bool {

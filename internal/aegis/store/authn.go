@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
+	"github.com/photoncloud/photoncloud/internal/aegis/policy"
 )
 
 // Lookups for the authentication layer. All are served from the index;
@@ -71,7 +72,7 @@ func (s *Store) UserByFederatedIdentity(issuer, subject string) (*UserCredential
 	return &UserCredentials{
 		User:            u,
 		PasswordHash:    s.ix.passwords[name],
-		OrgState:        s.ix.orgState("orgs/" + orgOfName(name)),
+		OrgState:        s.ix.orgState("orgs/" + policy.OrgOf(name)),
 		PolicyPrincipal: "users/" + u.GetUid(),
 	}, nil
 }
@@ -99,7 +100,7 @@ func (ix *index) saCredentials(saName string) (*ServiceAccountCredentials, error
 	sa := ix.out(e).(*aegisv1.ServiceAccount)
 	return &ServiceAccountCredentials{
 		ServiceAccount:  sa,
-		OrgState:        ix.orgState("orgs/" + orgOfName(saName)),
+		OrgState:        ix.orgState("orgs/" + policy.OrgOf(saName)),
 		PolicyPrincipal: "serviceAccounts/" + sa.GetUid(),
 	}, nil
 }

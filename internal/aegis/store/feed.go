@@ -114,7 +114,7 @@ func (f *feed) recordPut(ix *index, old, e *entry) {
 			f.op(func(tx *policy.Tx) error { return tx.DeleteGroup(oldSub) })
 		}
 		e.pol = sub
-		g := policy.Group{Name: sub, Org: orgOfName(e.name), ResourceName: e.name}
+		g := policy.Group{Name: sub, Org: policy.OrgOf(e.name), ResourceName: e.name}
 		f.op(func(tx *policy.Tx) error { return tx.PutGroup(g) })
 	case *aegisv1.GroupMember:
 		if old != nil && old.pol != "" {
@@ -238,12 +238,6 @@ func (ix *index) principalOf(e *entry) policy.Principal {
 		}
 	}
 	return policy.Principal{}
-}
-
-func orgOfName(name string) string {
-	rest := strings.TrimPrefix(name, "orgs/")
-	org, _, _ := strings.Cut(rest, "/")
-	return org
 }
 
 func policyRole(name string, r *aegisv1.Role) policy.Role {
