@@ -172,14 +172,7 @@ func (a *authzService) TestPermissions(ctx context.Context, req *aegisv1.TestPer
 		return out, nil
 	}
 	res, _ := policy.ParseResource(req.GetResource())
-	var org store.ScopeFacts
-	if res.Org() != "" {
-		org = s.st.OrgFacts("orgs/" + res.Org())
-	}
-	labels := req.GetResourceLabels()
-	if len(labels) == 0 {
-		labels = s.storedLabels(res, org)
-	}
+	org, labels := s.scopeOf(res, req.GetResourceLabels())
 	if org.OrgState == aegisv1.Org_STATE_SUSPENDED {
 		// Only system-scope bindings count in a suspended org, which
 		// TestPermissions cannot tell: decide one by one.

@@ -104,12 +104,7 @@ func (s *Server) decide(ctx context.Context, source string, sub *subject, perm, 
 		d.CacheTtl = durationpb.New(s.boundTTL(maxCacheTTL, sub, now))
 	default:
 		var org store.ScopeFacts
-		if res.Org() != "" {
-			org = s.st.OrgFacts("orgs/" + res.Org())
-		}
-		if len(labels) == 0 {
-			labels = s.storedLabels(res, org)
-		}
+		org, labels = s.scopeOf(res, labels)
 		pd, err = s.eval.Authorize(ctx, policy.Request{
 			Principal: sub.policy, Permission: perm, Resource: resource,
 			ResourceLabels: labels, SourceIP: sourceIP, Time: now,
@@ -139,16 +134,23 @@ func (s *Server) decide(ctx context.Context, source string, sub *subject, perm, 
 	return d, nil
 }
 
-// storedLabels are the labels of an Aegis org or project resource, which
-// conditions see when the request gives none.
-func (s *Server) storedLabels(res policy.Resource, org store.ScopeFacts) map[string]string {
-	switch res.Level() {
-	case policy.LevelOrg:
-		return org.Labels
-	case policy.LevelProject:
-		return s.st.ProjectLabels(res.String())
+// scopeOf returns what a decision on res needs to know of its org, and
+// the labels conditions see: the request's, or when it gives none the
+// stored labels of an Aegis org or project resource.
+func (s *Server) scopeOf(res policy.Resource, labels map[string]string) (store.ScopeFacts, map[string]string) {
+	var org store.ScopeFacts
+	if res.Org() != "" {
+		org = s.st.OrgFacts("orgs/" + res.Org())
 	}
-	return nil
+	if len(labels) == 0 {
+		switch res.Level() {
+		case policy.LevelOrg:
+			labels = org.Labels
+		case policy.LevelProject:
+			labels = s.st.ProjectLabels(res.String())
+		}
+	}
+	return org, labels
 }
 
 // fillDecision translates an evaluator decision into API names.
