@@ -14,10 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
+	"golang.org/x/oauth2"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
@@ -161,7 +159,7 @@ func startDevAegis(ctx context.Context, o *devOptions, chainfireAddr string, lg 
 		fmt.Fprintf(stdout, "photon dev: could not log the CLI in as admin (%v); use `photon login`\n", err)
 		return ag, nil
 	}
-	if err := ensureDevTenant(ctx, ag.GRPCAddr(), p.AccessToken); err != nil {
+	if err := ensureDevTenant(ctx, target{url: aegisURL, endpoint: ag.GRPCAddr()}, p.AccessToken); err != nil {
 		_ = ag.Close()
 		return nil, err
 	}
@@ -172,13 +170,13 @@ func startDevAegis(ctx context.Context, o *devOptions, chainfireAddr string, lg 
 
 // ensureDevTenant creates org dev and its project default unless they
 // exist.
-func ensureDevTenant(ctx context.Context, grpcAddr, accessToken string) error {
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func ensureDevTenant(ctx context.Context, t target, accessToken string) error {
+	conn, err := t.dial(bearerCreds{src: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: accessToken}), secure: t.useTLS()})
 	if err != nil {
-		return fmt.Errorf("dial aegis: %w", err)
+		return err
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+accessToken), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	orgs := aegisv1.NewOrgServiceClient(conn)
 	_, err = orgs.CreateOrg(ctx, &aegisv1.CreateOrgRequest{OrgId: devOrg, Org: &aegisv1.Org{DisplayName: "Development"}})
