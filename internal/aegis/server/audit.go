@@ -95,22 +95,25 @@ func (w *auditWriter) run() {
 			// Whatever queued up during the last write goes in this one:
 			// one round trip per batch, not per event, so a burst of
 			// denials is recorded rather than dropped.
-			batch = append(batch[:0], ev)
-		gather:
-			for len(batch) < maxAuditBatch {
-				select {
-				case ev := <-w.ch:
-					batch = append(batch, ev)
-				default:
-					break gather
-				}
-			}
-			w.writeBatch(w.ctx, batch)
+			w.writeBatch(w.ctx, w.gather(append(batch[:0], ev)))
 		case <-w.ctx.Done():
-			w.drain()
+			w.drain(batch)
 			return
 		}
 	}
+}
+
+// gather adds to batch what is queued, up to maxAuditBatch events.
+func (w *auditWriter) gather(batch []*aegisv1.AuditEvent) []*aegisv1.AuditEvent {
+	for len(batch) < maxAuditBatch {
+		select {
+		case ev := <-w.ch:
+			batch = append(batch, ev)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 func (w *auditWriter) writeBatch(ctx context.Context, evs []*aegisv1.AuditEvent) {
@@ -126,37 +129,23 @@ func (w *auditWriter) writeBatch(ctx context.Context, evs []*aegisv1.AuditEvent)
 	w.m.auditWritten.Add(float64(len(evs)))
 }
 
-// drain writes what is still queued at Close, within drainTimeout; the
-// rest is dropped.
-func (w *auditWriter) drain() {
+// drain writes what is still queued at Close, in batches, within
+// drainTimeout; the rest is dropped.
+func (w *auditWriter) drain(batch []*aegisv1.AuditEvent) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.drainTimeout)
 	defer cancel()
 	for {
-		select {
-		case ev := <-w.ch:
-			if ctx.Err() != nil {
-				w.m.auditDropped.Inc()
-				w.pending.Add(-1)
-				continue
-			}
-			w.write(ctx, ev)
-		default:
+		batch = w.gather(batch[:0])
+		switch {
+		case len(batch) == 0:
 			return
+		case ctx.Err() != nil:
+			w.m.auditDropped.Add(float64(len(batch)))
+			w.pending.Add(-int64(len(batch)))
+		default:
+			w.writeBatch(ctx, batch)
 		}
 	}
-}
-
-func (w *auditWriter) write(ctx context.Context, ev *aegisv1.AuditEvent) {
-	defer w.pending.Add(-1)
-	wctx, cancel := context.WithTimeout(ctx, w.writeTimeout)
-	defer cancel()
-	if _, err := w.st.AppendAudit(wctx, ev); err != nil {
-		w.m.auditFailed.Inc()
-		w.lg.Error("audit event not written", "method", ev.GetMethod(), "resource", ev.GetResource(),
-			"principal", ev.GetPrincipal(), "err", err)
-		return
-	}
-	w.m.auditWritten.Inc()
 }
 
 // stop closes the queue to new events and waits for the writer to drain.
