@@ -134,6 +134,15 @@ func TestConcurrentCreatesOneWins(t *testing.T) {
 		t.Fatalf("%d creates won", wins)
 	}
 
+	// Each store reads its own index, which has to catch up with the
+	// winner's write first.
+	if err := a.WaitRevision(ctx, b.Revision()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitRevision(ctx, a.Revision()); err != nil {
+		t.Fatal(err)
+	}
+
 	// Concurrent unconditional updates all apply (retrying); concurrent
 	// updates with the same etag: exactly one wins.
 	p := must[*aegisv1.Project](t)(a.GetProject("orgs/acme/projects/web"))
