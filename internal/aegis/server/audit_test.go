@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -258,7 +257,7 @@ func TestDecisionsLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.WithValue(ctxT(t), callerKey{}, c)
+	ctx := withCallInfo(ctxT(t), &callInfo{caller: c})
 	if err := s.check(ctx, c, permProjectsGet, web); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -61,14 +62,30 @@ func (c *Caller) expiresAt() time.Time {
 	return c.Claims.ExpiresAt
 }
 
-type callerKey struct{}
+// callInfo is what the interceptor learns about a call, kept in the
+// context as one value (one allocation and one lookup per call, on the
+// hottest path of the server).
+type callInfo struct {
+	requestInfo
+	caller *Caller // nil in public methods
+}
+
+type callInfoKey struct{}
+
+// withCallInfo returns ctx carrying ci.
+func withCallInfo(ctx context.Context, ci *callInfo) context.Context {
+	return context.WithValue(ctx, callInfoKey{}, ci)
+}
 
 // CallerFromContext returns the caller the interceptor authenticated, or
 // false in a public method or outside an intercepted call. The Caller is
 // shared: do not modify it.
 func CallerFromContext(ctx context.Context) (*Caller, bool) {
-	c, ok := ctx.Value(callerKey{}).(*Caller)
-	return c, ok
+	ci, ok := ctx.Value(callInfoKey{}).(*callInfo)
+	if !ok || ci.caller == nil {
+		return nil, false
+	}
+	return ci.caller, true
 }
 
 // requestInfo is what the audit log records about where a call came from.
@@ -78,11 +95,11 @@ type requestInfo struct {
 	requestID string
 }
 
-type requestInfoKey struct{}
-
 func requestInfoFrom(ctx context.Context) requestInfo {
-	ri, _ := ctx.Value(requestInfoKey{}).(requestInfo)
-	return ri
+	if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {
+		return ci.requestInfo
+	}
+	return requestInfo{}
 }
 
 // Header values that end up in audit events are bounded, so that a client
@@ -102,26 +119,41 @@ func (s *Server) requestInfo(ctx context.Context) requestInfo {
 	var ri requestInfo
 	var addr netip.Addr
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		if ap, err := netip.ParseAddrPort(p.Addr.String()); err == nil {
-			addr = ap.Addr().Unmap()
-		}
+		addr = peerAddr(p.Addr)
 	}
+	// Metadata keys are lower-case, so the map is indexed directly
+	// rather than through md.Get, which lower-cases its argument.
 	md, _ := metadata.FromIncomingContext(ctx)
-	addr = s.forwardedFor(addr, md.Get("x-forwarded-for"))
+	addr = s.forwardedFor(addr, md["x-forwarded-for"])
 	if addr.IsValid() {
 		ri.sourceIP = addr.String()
 	}
 	// The gateway forwards the HTTP User-Agent as grpcgateway-user-agent.
 	for _, k := range []string{"grpcgateway-user-agent", "user-agent"} {
-		if v := md.Get(k); len(v) > 0 {
+		if v := md[k]; len(v) > 0 {
 			ri.userAgent = clipHeader(v[0])
 			break
 		}
 	}
-	if v := md.Get("x-request-id"); len(v) > 0 {
+	if v := md["x-request-id"]; len(v) > 0 {
 		ri.requestID = clipHeader(v[0])
 	}
 	return ri
+}
+
+// peerAddr returns the IP of a gRPC peer address without formatting and
+// parsing it again (the common TCP case).
+func peerAddr(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			return ip.Unmap()
+		}
+		return netip.Addr{}
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 // forwardedFor returns the client address: the peer, unless the peer is a
@@ -205,23 +237,25 @@ type ctxStream struct {
 func (s *ctxStream) Context() context.Context { return s.ctx }
 
 func (s *Server) intercept(ctx context.Context, method string) (context.Context, error) {
-	ctx = context.WithValue(ctx, requestInfoKey{}, s.requestInfo(ctx))
+	ci := &callInfo{requestInfo: s.requestInfo(ctx)}
+	ctx = withCallInfo(ctx, ci)
 	if s.isPublic(method) {
 		return ctx, nil
 	}
 	c, err := s.authenticate(ctx)
 	if err != nil {
-		s.lg.Debug("call not authenticated", "method", method, "source_ip", requestInfoFrom(ctx).sourceIP, "err", err)
+		s.lg.Debug("call not authenticated", "method", method, "source_ip", ci.sourceIP, "err", err)
 		return nil, err
 	}
-	return context.WithValue(ctx, callerKey{}, c), nil
+	ci.caller = c
+	return ctx, nil
 }
 
 // authenticate finds the caller of a call: the bearer token, or without
 // one a verified mTLS client certificate bound to a service account.
 func (s *Server) authenticate(ctx context.Context) (*Caller, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
+	vals := md["authorization"]
 	switch {
 	case len(vals) > 1:
 		return nil, status.Error(codes.Unauthenticated, "more than one authorization header")

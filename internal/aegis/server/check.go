@@ -183,9 +183,9 @@ func (s *Server) fillDecision(d *aegisv1.Decision, sub *subject, pd policy.Decis
 	}
 	switch d.Reason {
 	case aegisv1.Decision_REASON_ALLOWED:
-		d.Message = fmt.Sprintf("allowed by %s (%s at %s for %s)", d.Binding, d.Role, d.Scope, d.Member)
+		d.Message = "allowed by " + d.Binding + " (" + d.Role + " at " + d.Scope + " for " + d.Member + ")"
 	case aegisv1.Decision_REASON_DENIED_BY_BINDING:
-		d.Message = fmt.Sprintf("denied by %s (%s at %s for %s)", d.Binding, d.Role, d.Scope, d.Member)
+		d.Message = "denied by " + d.Binding + " (" + d.Role + " at " + d.Scope + " for " + d.Member + ")"
 	case aegisv1.Decision_REASON_PRINCIPAL_INACTIVE:
 		d.Message = "principal " + sub.principal + " does not exist or is disabled"
 	default:
