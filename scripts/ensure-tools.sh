@@ -19,6 +19,13 @@ missing=()
 command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v git >/dev/null 2>&1 || missing+=(git)
+# FlashDNS is tested against NSD (differential test, secondary over
+# AXFR/IXFR) with dig, and benchmarked with dnsperf against NSD and Knot.
+command -v nsd >/dev/null 2>&1 || [[ -x /usr/sbin/nsd ]] || missing+=(nsd)
+command -v dig >/dev/null 2>&1 || missing+=(dnsutils)
+command -v dnsperf >/dev/null 2>&1 || missing+=(dnsperf)
+command -v knotd >/dev/null 2>&1 || [[ -x /usr/sbin/knotd ]] || missing+=(knot)
+command -v kdig >/dev/null 2>&1 || missing+=(knot-dnsutils)
 if ((${#missing[@]} > 0)); then
 	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
 		echo "ensure-tools: installing ${missing[*]}" >&2
