@@ -112,8 +112,8 @@ var catalogue = map[string]map[string][]string{
 		"authz":              {"check"},
 	},
 	"flashdns": {
-		"zones":   {"create", "get", "list", "update", "delete"},
-		"records": {"create", "get", "list", "update", "delete"},
+		"zones":   {"create", "get", "list", "update", "delete", "import", "export"},
+		"records": {"get", "list", "change"},
 	},
 	"plasmavmc": {
 		"vms":      {"create", "get", "list", "update", "delete", "start", "stop", "restart", "console"},
@@ -197,10 +197,10 @@ var builtinRoleDefs = []builtinRoleDef{
 		Permissions: []string{"flashdns:*:*"}}},
 	{Role: Role{Name: "flashdns.editor", Title: "FlashDNS editor",
 		Description: "Manages records in existing zones.",
-		Permissions: []string{"flashdns:records:*", "flashdns:zones:get", "flashdns:zones:list"}}},
+		Permissions: []string{"flashdns:records:*", "flashdns:zones:get", "flashdns:zones:list", "flashdns:zones:export"}}},
 	{Role: Role{Name: "flashdns.viewer", Title: "FlashDNS viewer",
-		Description: "Reads zones and records.",
-		Permissions: []string{"flashdns:*:get", "flashdns:*:list"}}},
+		Description: "Reads zones and records, and exports zone files.",
+		Permissions: []string{"flashdns:*:get", "flashdns:*:list", "flashdns:zones:export"}}},
 
 	{Role: Role{Name: "plasmavmc.admin", Title: "PlasmaVMC administrator",
 		Description: "Every PlasmaVMC operation.",
