@@ -42,6 +42,10 @@ var (
 	ErrResourceExhausted = errors.New("quota exceeded")
 	// ErrClosed: the Store was closed. UNAVAILABLE.
 	ErrClosed = errors.New("store closed")
+	// ErrUnavailable: Chainfire did not answer within the store's request
+	// timeout. Whether the write happened is unknown, as with any timed-out
+	// request to etcd. UNAVAILABLE.
+	ErrUnavailable = errors.New("chainfire unavailable")
 )
 
 // GRPCCode maps an error returned by the Store to the gRPC code the
@@ -62,7 +66,7 @@ func GRPCCode(err error) codes.Code {
 		return codes.InvalidArgument
 	case errors.Is(err, ErrResourceExhausted):
 		return codes.ResourceExhausted
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrUnavailable):
 		return codes.Unavailable
 	case errors.Is(err, context.Canceled):
 		return codes.Canceled

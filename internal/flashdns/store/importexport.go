@@ -295,8 +295,9 @@ func (s *Store) ExportZone(_ context.Context, name string) (string, uint32, erro
 	s.ix.mu.RLock()
 	zs := s.ix.zones[id]
 	var snap *zone.Snapshot
+	var defaultTTL uint32
 	if zs != nil && zs.parent == parent {
-		snap = zs.snap
+		snap, defaultTTL = zs.snap, zs.z.GetDefaultTtl()
 	}
 	s.ix.mu.RUnlock()
 	if zs == nil || zs.parent != parent {
@@ -306,7 +307,7 @@ func (s *Store) ExportZone(_ context.Context, name string) (string, uint32, erro
 		return "", 0, fmt.Errorf("zone %s: its stored data does not build; see the server log", id)
 	}
 	var b strings.Builder
-	if err := zone.WriteZoneFile(&b, snap); err != nil {
+	if err := zone.WriteZoneFile(&b, snap, defaultTTL); err != nil {
 		return "", 0, fmt.Errorf("export zone %s: %w", id, err)
 	}
 	return b.String(), snap.Serial(), nil

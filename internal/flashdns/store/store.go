@@ -42,6 +42,11 @@ type Options struct {
 	// it below Chainfire's --max-request-bytes (1.5 MiB by default) with
 	// room for the request's framing. Default 1 MiB.
 	MaxTxnBytes int
+	// RequestTimeout bounds each request to Chainfire: a write whose
+	// request gets no answer in time fails with ErrUnavailable instead of
+	// waiting as long as the caller does (for ever, without a deadline).
+	// Default 10s.
+	RequestTimeout time.Duration
 	// JournalLength is how many IXFR journal entries a zone keeps.
 	// Default 100.
 	JournalLength int
@@ -85,6 +90,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.MaxTxnBytes == 0 {
 		o.MaxTxnBytes = 1 << 20
+	}
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = 10 * time.Second
 	}
 	if o.JournalLength == 0 {
 		o.JournalLength = 100
@@ -309,11 +317,32 @@ func (s *Store) Sync(ctx context.Context) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
-	resp, err := s.cli.Get(ctx, zonesPrefix, clientv3.WithCountOnly())
+	rctx, cancel := s.request(ctx)
+	resp, err := s.cli.Get(rctx, zonesPrefix, clientv3.WithCountOnly())
+	cancel()
 	if err != nil {
-		return fmt.Errorf("chainfire get: %w", err)
+		return s.chainfireErr(rctx, "get", err)
 	}
 	return s.WaitRevision(ctx, resp.Header.Revision)
+}
+
+// errRequestTimeout is the cause of a request context that ran out.
+var errRequestTimeout = errors.New("chainfire request timeout")
+
+// request bounds one Chainfire request by the store's RequestTimeout (and
+// the caller's context).
+func (s *Store) request(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, s.opts.RequestTimeout, errRequestTimeout)
+}
+
+// chainfireErr wraps the error of a request made with a context from
+// request: ErrUnavailable when the store's timeout ended it, the error as
+// it is otherwise.
+func (s *Store) chainfireErr(rctx context.Context, op string, err error) error {
+	if errors.Is(context.Cause(rctx), errRequestTimeout) {
+		return fmt.Errorf("%w: chainfire %s got no answer within %v", ErrUnavailable, op, s.opts.RequestTimeout)
+	}
+	return fmt.Errorf("chainfire %s: %w", op, err)
 }
 
 // advance records that everything up to rev has been applied.
@@ -382,9 +411,11 @@ func (s *Store) txn(ctx context.Context, cmps []clientv3.Cmp, then, els []client
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
-	resp, err := s.cli.Txn(ctx).If(cmps...).Then(then...).Else(els...).Commit()
+	rctx, cancel := s.request(ctx)
+	resp, err := s.cli.Txn(rctx).If(cmps...).Then(then...).Else(els...).Commit()
+	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("chainfire txn: %w", err)
+		return nil, s.chainfireErr(rctx, "txn", err)
 	}
 	if resp.Succeeded {
 		s.waitOwn(ctx, resp.Header.Revision)

@@ -218,9 +218,11 @@ func (s *Store) commitStaged(ctx context.Context, p *plan) (rev int64, err error
 	gen := newGen()
 	marker := markerKey(p.id, gen)
 	ttl := int64(s.opts.ImportLeaseTTL / time.Second)
-	lease, err := s.cli.Grant(ctx, ttl)
+	rctx, cancel := s.request(ctx)
+	lease, err := s.cli.Grant(rctx, ttl)
+	cancel()
 	if err != nil {
-		return 0, fmt.Errorf("chainfire lease grant: %w", err)
+		return 0, s.chainfireErr(rctx, "lease grant", err)
 	}
 	done := false
 	defer func() {
@@ -228,10 +230,12 @@ func (s *Store) commitStaged(ctx context.Context, p *plan) (rev int64, err error
 			s.abandon(p.id, gen, lease.ID)
 		}
 	}()
-	mresp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(marker), "=", 0)).
+	rctx, cancel = s.request(ctx)
+	mresp, err := s.cli.Txn(rctx).If(clientv3.Compare(clientv3.CreateRevision(marker), "=", 0)).
 		Then(clientv3.OpPut(marker, p.parent, clientv3.WithLease(lease.ID))).Commit()
+	cancel()
 	if err != nil {
-		return 0, fmt.Errorf("chainfire txn: %w", err)
+		return 0, s.chainfireErr(rctx, "txn", err)
 	}
 	if !mresp.Succeeded {
 		return 0, fmt.Errorf("generation %s of zone %s is taken", gen, p.id)
@@ -249,17 +253,22 @@ func (s *Store) commitStaged(ctx context.Context, p *plan) (rev int64, err error
 			s.opts.testBeforeChunk()
 		}
 		if time.Since(alive) > s.opts.ImportLeaseTTL/3 {
-			if _, err := s.cli.KeepAliveOnce(ctx, lease.ID); err != nil {
+			rctx, cancel := s.request(ctx)
+			_, err := s.cli.KeepAliveOnce(rctx, lease.ID)
+			cancel()
+			if err != nil {
 				if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 					return fmt.Errorf("%w: the write of zone %s took longer than its lease (%v)", ErrConflict, p.id, s.opts.ImportLeaseTTL)
 				}
-				return fmt.Errorf("chainfire lease keep-alive: %w", err)
+				return s.chainfireErr(rctx, "lease keep-alive", err)
 			}
 			alive = time.Now()
 		}
-		resp, err := s.cli.Txn(ctx).If(markerCmp).Then(ops...).Commit()
+		rctx, cancel := s.request(ctx)
+		resp, err := s.cli.Txn(rctx).If(markerCmp).Then(ops...).Commit()
+		cancel()
 		if err != nil {
-			return fmt.Errorf("chainfire txn: %w", err)
+			return s.chainfireErr(rctx, "txn", err)
 		}
 		if !resp.Succeeded {
 			return fmt.Errorf("%w: the write of zone %s took longer than its lease (%v)", ErrConflict, p.id, s.opts.ImportLeaseTTL)
@@ -329,9 +338,9 @@ func (s *Store) commitStaged(ctx context.Context, p *plan) (rev int64, err error
 	}
 	done = true
 	// The marker is gone; its lease holds nothing any more.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if _, err := s.cli.Revoke(rctx, lease.ID); err != nil {
+	revokeCtx, cancelRevoke := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancelRevoke()
+	if _, err := s.cli.Revoke(revokeCtx, lease.ID); err != nil {
 		s.lg.Debug("revoking an import lease failed; it expires on its own", "err", err)
 	}
 	return resp.Header.Revision, nil

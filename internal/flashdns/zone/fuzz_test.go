@@ -91,7 +91,7 @@ func FuzzLookup(f *testing.F) {
 func FuzzParseZoneFile(f *testing.F) {
 	for _, o := range testOrigins {
 		var buf bytes.Buffer
-		if err := WriteZoneFile(&buf, loadZone(f, o)); err != nil {
+		if err := WriteZoneFile(&buf, loadZone(f, o), 0); err != nil {
 			f.Fatal(err)
 		}
 		f.Add(buf.String(), "")
@@ -115,7 +115,7 @@ func FuzzParseZoneFile(f *testing.F) {
 			t.Fatalf("parsed zone does not build: %v", err)
 		}
 		var buf bytes.Buffer
-		if err := WriteZoneFile(&buf, s); err != nil {
+		if err := WriteZoneFile(&buf, s, 0); err != nil {
 			t.Fatal(err)
 		}
 		d2, err := ParseZoneFile(bytes.NewReader(buf.Bytes()), "", 0)

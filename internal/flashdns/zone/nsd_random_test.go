@@ -52,7 +52,7 @@ func TestAgainstNSDRandom(t *testing.T) {
 			if diffs > 0 {
 				for _, s := range tab.zones {
 					var b strings.Builder
-					_ = WriteZoneFile(&b, s)
+					_ = WriteZoneFile(&b, s, 0)
 					t.Log(b.String())
 				}
 			}

@@ -152,7 +152,7 @@ remote-control:
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := WriteZoneFile(f, s); err != nil {
+		if err := WriteZoneFile(f, s, 0); err != nil {
 			t.Fatal(err)
 		}
 		f.Close()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/miekg/dns"
 )
@@ -159,24 +160,51 @@ func typeString(t uint16) string {
 }
 
 // WriteZoneFile writes s as an RFC 1035 zone file that ParseZoneFile and NSD
-// read back: an $ORIGIN line, the SOA, then every record with absolute names
-// in canonical name order (each name's sets in node order, which NSD keeps,
-// so NSD answers ANY like FlashDNS). A reverse zone's PTR pattern is noted
-// in a comment only; it is not zone-file data.
-func WriteZoneFile(w io.Writer, s *Snapshot) error {
+// read back: $ORIGIN and (when defaultTTL is not 0) $TTL lines, the SOA,
+// the apex NS records, then every other record with absolute names in
+// canonical name order (each name's sets in node order, which NSD keeps,
+// so NSD answers ANY like FlashDNS: moving the apex NS set ahead changes
+// no ANY answer, since the SOA precedes both). A reverse zone's PTR
+// pattern is noted in a comment only; it is not zone-file data.
+func WriteZoneFile(w io.Writer, s *Snapshot, defaultTTL uint32) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "; zone %s serial %d, %d records\n", s.origin, s.soa.Serial, s.records)
 	if s.rev != nil {
 		fmt.Fprintf(bw, "; reverse zone: PTR records are synthesised from %q for addresses without one\n", s.rev.pattern)
 	}
 	fmt.Fprintf(bw, "$ORIGIN %s\n", s.origin)
+	if defaultTTL != 0 {
+		fmt.Fprintf(bw, "$TTL %d\n", defaultTTL)
+	}
 	axfr := s.AXFR()
-	for _, rr := range axfr[:len(axfr)-1] { // the closing SOA is for transfers only
+	body := axfr[1 : len(axfr)-1] // the closing SOA is for transfers only
+	isApexNS := func(rr dns.RR) bool {
+		return rr.Header().Rrtype == dns.TypeNS && strings.EqualFold(rr.Header().Name, s.origin)
+	}
+	write := func(rr dns.RR) error {
 		if _, err := bw.WriteString(rr.String()); err != nil {
 			return fmt.Errorf("write zone file: %w", err)
 		}
 		if err := bw.WriteByte('\n'); err != nil {
 			return fmt.Errorf("write zone file: %w", err)
+		}
+		return nil
+	}
+	if err := write(axfr[0]); err != nil {
+		return err
+	}
+	for _, rr := range body {
+		if isApexNS(rr) {
+			if err := write(rr); err != nil {
+				return err
+			}
+		}
+	}
+	for _, rr := range body {
+		if !isApexNS(rr) {
+			if err := write(rr); err != nil {
+				return err
+			}
 		}
 	}
 	if err := bw.Flush(); err != nil {

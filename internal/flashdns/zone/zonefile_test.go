@@ -131,7 +131,7 @@ func TestWriteZoneFileRoundTrip(t *testing.T) {
 func roundTrip(t *testing.T, s *Snapshot) {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := WriteZoneFile(&buf, s); err != nil {
+	if err := WriteZoneFile(&buf, s, 0); err != nil {
 		t.Fatal(err)
 	}
 	d, err := ParseZoneFile(bytes.NewReader(buf.Bytes()), "", 0)
@@ -147,7 +147,7 @@ func roundTrip(t *testing.T, s *Snapshot) {
 		t.Fatalf("round trip differs:\n%s\nvs\n%s", strings.Join(a, "\n"), strings.Join(b, "\n"))
 	}
 	var buf2 bytes.Buffer
-	if err := WriteZoneFile(&buf2, s2); err != nil {
+	if err := WriteZoneFile(&buf2, s2, 0); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(buf.Bytes(), buf2.Bytes()) {
