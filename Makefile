@@ -16,7 +16,7 @@ TEST_TIMEOUT ?= 30m
 MODULES := $(sort $(patsubst ./%,%,$(patsubst %/go.mod,%,$(shell find . -name go.mod -not -path './.git/*' -not -path './tools/*' -not -path './bin/*'))))
 TOOLS_DEPS := tools/go.mod tools/go.sum
 
-.PHONY: all build cmds etcd test soak dev lint bench-chainfire bench-chainfire-cluster bench-aegis clean ensure-tools
+.PHONY: all build cmds etcd test soak dev lint bench-chainfire bench-chainfire-cluster bench-aegis bench-flashdns clean ensure-tools
 
 all: build
 
@@ -74,6 +74,11 @@ bench-chainfire-cluster: build etcd
 # aegis and chainfire it measures from this tree itself.
 bench-aegis:
 	bash bench/aegis/run.sh
+
+# FlashDNS's DNS data plane against NSD and Knot under the same dnsperf load
+# (bench/flashdns/README.md).
+bench-flashdns:
+	bash bench/flashdns/run.sh
 
 clean:
 	rm -rf $(BIN)

@@ -229,16 +229,20 @@ func isLoopback(host string) bool {
 }
 
 // tlsConfig is the client TLS configuration for both transports.
-func (t target) tlsConfig() (*tls.Config, error) {
+func (t target) tlsConfig() (*tls.Config, error) { return clientTLS(t.cacert, "--cacert") }
+
+// clientTLS trusts the CA certificates of the PEM file cacert (the system's
+// without one); flag names where the file came from in errors.
+func clientTLS(cacert, flag string) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.cacert != "" {
-		pem, err := os.ReadFile(t.cacert)
+	if cacert != "" {
+		pem, err := os.ReadFile(cacert)
 		if err != nil {
-			return nil, fmt.Errorf("read --cacert: %w", err)
+			return nil, fmt.Errorf("read %s: %w", flag, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--cacert %s holds no PEM certificate", t.cacert)
+			return nil, fmt.Errorf("%s %s holds no PEM certificate", flag, cacert)
 		}
 		cfg.RootCAs = pool
 	}

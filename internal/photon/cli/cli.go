@@ -42,6 +42,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.AddCommand(newVersionCommand(stdout), newDevCommand(stdout, stderr))
 	root.AddCommand(aegisCommands(osEnv())...)
+	root.AddCommand(newDNSCommand(osEnv()))
 	return root
 }
 

@@ -232,7 +232,7 @@ func listAll[T any](ctx context.Context, limit int, fetch page[T]) ([]T, error) 
 		}
 		if seen[next] {
 			// A server bug must not turn into an endless loop.
-			return nil, errors.New("aegis repeated a page token; the listing is incomplete")
+			return nil, errors.New("the server repeated a page token; the listing is incomplete")
 		}
 		seen[next] = true
 		token = next

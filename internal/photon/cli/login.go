@@ -449,31 +449,8 @@ func (s *session) rpc(op string, err error) error { return explainRPC(op, s.targ
 // call. The token is fetched once before returning, so that "not logged
 // in" is reported as such rather than as a failed call.
 func openSession(ctx context.Context, env cliEnv, o *connOptions) (*session, error) {
-	store, err := env.store()
+	t, src, err := sessionToken(ctx, env, o)
 	if err != nil {
-		return nil, err
-	}
-	f, err := store.read()
-	if err != nil {
-		return nil, err
-	}
-	t, err := o.resolve(env, f)
-	if err != nil {
-		return nil, err
-	}
-	p := f.profile(t.url)
-	if p == nil {
-		return nil, fmt.Errorf("%w to %s: run photon login --username <user> --password-stdin", errNotLoggedIn, t.url)
-	}
-	hc, err := t.httpClient()
-	if err != nil {
-		return nil, err
-	}
-	src := &storedTokenSource{store: store, key: t.url, conf: t.oauthConfig(), ctx: oauthContext(ctx, hc), now: env.now, tok: p.token()}
-	if _, err := src.Token(); err != nil {
-		if errors.Is(err, errNotLoggedIn) || errors.Is(err, errSessionEnded) {
-			return nil, fmt.Errorf("%w: run photon login --username <user> --password-stdin", err)
-		}
 		return nil, err
 	}
 	cc, err := t.dial(bearerCreds{src: src, secure: t.useTLS()})
@@ -481,6 +458,41 @@ func openSession(ctx context.Context, env cliEnv, o *connOptions) (*session, err
 		return nil, err
 	}
 	return &session{target: t, conn: cc}, nil
+}
+
+// sessionToken resolves the Aegis o names and returns the stored
+// session's access token source, refreshing through that Aegis when
+// needed; the token is fetched once first. Other services (FlashDNS) take
+// the same token.
+func sessionToken(ctx context.Context, env cliEnv, o *connOptions) (target, oauth2.TokenSource, error) {
+	store, err := env.store()
+	if err != nil {
+		return target{}, nil, err
+	}
+	f, err := store.read()
+	if err != nil {
+		return target{}, nil, err
+	}
+	t, err := o.resolve(env, f)
+	if err != nil {
+		return target{}, nil, err
+	}
+	p := f.profile(t.url)
+	if p == nil {
+		return target{}, nil, fmt.Errorf("%w to %s: run photon login --username <user> --password-stdin", errNotLoggedIn, t.url)
+	}
+	hc, err := t.httpClient()
+	if err != nil {
+		return target{}, nil, err
+	}
+	src := &storedTokenSource{store: store, key: t.url, conf: t.oauthConfig(), ctx: oauthContext(ctx, hc), now: env.now, tok: p.token()}
+	if _, err := src.Token(); err != nil {
+		if errors.Is(err, errNotLoggedIn) || errors.Is(err, errSessionEnded) {
+			return target{}, nil, fmt.Errorf("%w: run photon login --username <user> --password-stdin", err)
+		}
+		return target{}, nil, err
+	}
+	return t, src, nil
 }
 
 type whoamiOptions struct {

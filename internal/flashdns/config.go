@@ -1,0 +1,214 @@
+package flashdns
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/photoncloud/photoncloud/internal/platform"
+)
+
+// Defaults of the platform design (ports 7020, 7021 and 53).
+const (
+	DefaultGRPCURL           = "http://127.0.0.1:7020"
+	DefaultHTTPURL           = "http://127.0.0.1:7021"
+	DefaultDNSAddr           = ":53"
+	DefaultChainfireEndpoint = "127.0.0.1:2379"
+	DefaultAegisEndpoint     = "127.0.0.1:7010"
+	DefaultAegisIssuer       = "http://127.0.0.1:7011"
+	// AegisClientSecretEnv holds the secret of FlashDNS's service account
+	// key when no file names it (a secret does not belong on a command
+	// line, where every user of the machine can read it).
+	AegisClientSecretEnv = "PHOTON_FLASHDNS_AEGIS_CLIENT_SECRET"
+)
+
+// Authorization modes.
+const (
+	// AuthAegis authenticates every API call with an Aegis token and asks
+	// Aegis whether it is allowed. The default.
+	AuthAegis = "aegis"
+	// AuthNone accepts every API call as an anonymous administrator: for a
+	// lab without Aegis, never for a shared installation.
+	AuthNone = "none"
+)
+
+// Config configures one FlashDNS replica. Every replica of an
+// installation points at the same Chainfire; the rest may differ.
+type Config struct {
+	// ListenGRPCURLs serve the flashdns.v1 gRPC API; ListenHTTPURLs serve
+	// the JSON gateway under /v1/, /metrics, /healthz and /readyz.
+	ListenGRPCURLs []string
+	ListenHTTPURLs []string
+	// TLS secures the API listeners.
+	TLS platform.TLSFiles
+
+	// DNSAddrs are the UDP and TCP addresses DNS is answered on.
+	DNSAddrs []string
+	// DNSSockets is the number of SO_REUSEPORT sockets per address and
+	// protocol; 0 means one per core.
+	DNSSockets int
+	// TransferACL are the networks (CIDRs) allowed AXFR and IXFR without
+	// TSIG.
+	TransferACL []netip.Prefix
+	// TSIGKeys may sign zone transfers (allowed from anywhere) and sign
+	// the NOTIFY messages sent to secondaries.
+	TSIGKeys []TSIGKey
+	// NotifyTargets are the secondaries told of every serial change:
+	// "host[:port]", optionally followed by " key NAME" to sign the NOTIFY
+	// with that TSIG key.
+	NotifyTargets []string
+	// DefaultNameservers are the apex NS names of a zone created without
+	// any.
+	DefaultNameservers []string
+	// ChaosVersion and ChaosID answer CHAOS TXT version.bind and
+	// id.server; empty refuses them.
+	ChaosVersion string
+	ChaosID      string
+
+	// ChainfireEndpoints are Chainfire (or etcd) client addresses.
+	ChainfireEndpoints []string
+	// ChainfireTLS is the client side of Chainfire's TLS.
+	ChainfireTLS platform.TLSFiles
+
+	// Auth is AuthAegis or AuthNone.
+	Auth string
+	// AegisEndpoint is Aegis's gRPC address; AegisIssuer its issuer URL
+	// (tokens are verified against <issuer>/.well-known/jwks.json and the
+	// service account's token comes from <issuer>/oauth2/token).
+	AegisEndpoint string
+	AegisIssuer   string
+	// AegisTLS is the client side of TLS to Aegis: its CA and, to
+	// authenticate with a certificate bound to FlashDNS's service
+	// account, a client certificate.
+	AegisTLS platform.TLSFiles
+	// AegisClientID and AegisClientSecret are a key of FlashDNS's service
+	// account, which needs role aegis.authzChecker on system. Without
+	// them, FlashDNS authenticates to Aegis with its client certificate.
+	AegisClientID     string
+	AegisClientSecret string
+
+	// Logger receives the replica's logs; default discard.
+	Logger *slog.Logger
+	// Registry receives the replica's metrics; nil for none.
+	Registry *prometheus.Registry
+}
+
+// TSIGKey is a shared secret for TSIG (RFC 8945).
+type TSIGKey struct {
+	// Name is the key's name, a domain name ("transfer-key.").
+	Name string
+	// Algorithm is a TSIG algorithm name such as "hmac-sha256.".
+	Algorithm string
+	// Secret is the base64 encoded secret.
+	Secret string
+}
+
+// ParseTSIGKey reads a key in dig's -y form, [algorithm:]name:secret,
+// where algorithm defaults to hmac-sha256.
+func ParseTSIGKey(s string) (TSIGKey, error) {
+	parts := strings.Split(s, ":")
+	var k TSIGKey
+	switch len(parts) {
+	case 2:
+		k = TSIGKey{Algorithm: dns.HmacSHA256, Name: parts[0], Secret: parts[1]}
+	case 3:
+		k = TSIGKey{Algorithm: dns.Fqdn(strings.ToLower(parts[0])), Name: parts[1], Secret: parts[2]}
+	default:
+		return TSIGKey{}, errors.New("TSIG key: want [algorithm:]name:secret")
+	}
+	k.Name = dns.CanonicalName(k.Name)
+	return k, k.validate()
+}
+
+func (k TSIGKey) validate() error {
+	switch k.Algorithm {
+	case dns.HmacSHA1, dns.HmacSHA224, dns.HmacSHA256, dns.HmacSHA384, dns.HmacSHA512:
+	default:
+		return fmt.Errorf("TSIG key %s: unsupported algorithm %q (want hmac-sha256, hmac-sha512, ...)", k.Name, k.Algorithm)
+	}
+	if _, ok := dns.IsDomainName(k.Name); !ok || k.Name == "." {
+		return fmt.Errorf("TSIG key: %q is not a domain name", k.Name)
+	}
+	if b, err := base64.StdEncoding.DecodeString(k.Secret); err != nil || len(b) == 0 {
+		return fmt.Errorf("TSIG key %s: the secret is not base64", k.Name)
+	}
+	return nil
+}
+
+// EnsureDefaults fills unset fields with their defaults.
+func (c *Config) EnsureDefaults() {
+	if len(c.ListenGRPCURLs) == 0 {
+		c.ListenGRPCURLs = []string{DefaultGRPCURL}
+	}
+	if len(c.DNSAddrs) == 0 {
+		c.DNSAddrs = []string{DefaultDNSAddr}
+	}
+	if len(c.ChainfireEndpoints) == 0 {
+		c.ChainfireEndpoints = []string{DefaultChainfireEndpoint}
+	}
+	if c.Auth == "" {
+		c.Auth = AuthAegis
+	}
+	if c.AegisEndpoint == "" {
+		c.AegisEndpoint = DefaultAegisEndpoint
+	}
+	if c.AegisIssuer == "" {
+		c.AegisIssuer = DefaultAegisIssuer
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports a configuration that cannot work; call after
+// EnsureDefaults.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, a := range c.DNSAddrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("DNS address %q: %w", a, err))
+		}
+	}
+	if c.DNSSockets < 0 || c.DNSSockets > 64 {
+		errs = append(errs, fmt.Errorf("DNS sockets per address %d: want 0 (one per core) to 64", c.DNSSockets))
+	}
+	for _, e := range c.ChainfireEndpoints {
+		if strings.TrimSpace(e) == "" {
+			errs = append(errs, errors.New("empty Chainfire endpoint"))
+		}
+	}
+	seen := map[string]bool{}
+	for _, k := range c.TSIGKeys {
+		if err := k.validate(); err != nil {
+			errs = append(errs, err)
+		}
+		if seen[k.Name] {
+			errs = append(errs, fmt.Errorf("TSIG key %s given twice", k.Name))
+		}
+		seen[k.Name] = true
+	}
+	switch c.Auth {
+	case AuthAegis:
+		if (c.AegisClientID == "") != (c.AegisClientSecret == "") {
+			errs = append(errs, errors.New("an Aegis client id needs its secret and the other way round"))
+		}
+		if c.AegisClientID == "" && !c.AegisTLS.Enabled() {
+			errs = append(errs, errors.New("FlashDNS needs a credential for Aegis: a service account key (--aegis-client-id and $"+
+				AegisClientSecretEnv+" or --aegis-client-secret-file) or a client certificate (--aegis-cert-file, --aegis-key-file)"))
+		}
+	case AuthNone:
+	default:
+		errs = append(errs, fmt.Errorf("auth mode %q: want %q or %q", c.Auth, AuthAegis, AuthNone))
+	}
+	if c.TLS.ClientCertAuth && c.TLS.TrustedCAFile == "" {
+		errs = append(errs, errors.New("--client-cert-auth needs --trusted-ca-file"))
+	}
+	return errors.Join(errs...)
+}
