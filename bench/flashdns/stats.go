@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTick is USER_HZ, the unit of /proc/<pid>/stat times (100 on every
+// Linux this runs on).
+const clockTick = 100
+
+// groupPids lists the processes in process group pgid: a server and the
+// workers it forked (NSD's server and xfrd processes). Every server is
+// started as the leader of its own group.
+func groupPids(pgid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return []int{pgid}
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f := procStat(pid); len(f) > 2 {
+			if g, _ := strconv.Atoi(f[2]); g == pgid {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+// procStat returns the fields of /proc/<pid>/stat after the command name
+// (state is field 0), nil if the process is gone.
+func procStat(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(s[i+1:])
+}
+
+// groupCPU is the user+system CPU time the processes of group pgid have
+// used so far.
+func groupCPU(pgid int) time.Duration {
+	var ticks int64
+	for _, pid := range groupPids(pgid) {
+		f := procStat(pid)
+		if len(f) < 13 {
+			continue
+		}
+		// utime and stime are fields 14 and 15 of stat, 11 and 12 here.
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	return time.Duration(ticks) * time.Second / clockTick
+}
+
+// groupMemory is the memory of group pgid: the sum of the processes'
+// proportional set size (PSS: pages shared between NSD's forked processes
+// are split between them, not counted once per process), and of their
+// RSS. Both in bytes.
+func groupMemory(pgid int) (pss, rss int64) {
+	for _, pid := range groupPids(pgid) {
+		pss += smapsField(pid, "Pss:")
+		rss += smapsField(pid, "Rss:")
+	}
+	return pss, rss
+}
+
+// smapsField reads a kB line of /proc/<pid>/smaps_rollup.
+func smapsField(pid int, key string) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) >= 2 && fs[0] == key {
+			kb, _ := strconv.ParseInt(fs[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// machineBusy is the CPU time all processes of the machine have used so
+// far (/proc/stat: everything but idle and iowait).
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks int64
+	// user nice system idle iowait irq softirq steal
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / clockTick
+}
+
+// selfCPU is this process's own CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// referenceSpeed is SHA-256 throughput on one core in MB/s, timed before
+// and after the run: the machine is a shared VM whose speed drifts in ways
+// /proc/stat does not show, so two reports compare only when this does.
+func referenceSpeed() float64 {
+	buf := make([]byte, 1<<20)
+	best := 0.0
+	for range 5 {
+		start := time.Now()
+		n := 0
+		for time.Since(start) < 50*time.Millisecond {
+			sha256.Sum256(buf)
+			n++
+		}
+		best = max(best, float64(n)*float64(len(buf))/1e6/time.Since(start).Seconds())
+	}
+	return best
+}
+
+// cpuWindow measures the CPU used during one dnsperf run: by the server's
+// process group, by the machine and by this program.
+type cpuWindow struct {
+	at                    time.Time
+	server, machine, self time.Duration
+}
+
+func sampleWindow(pgid int) cpuWindow {
+	return cpuWindow{at: time.Now(), server: groupCPU(pgid), machine: machineBusy(), self: selfCPU()}
+}
+
+// otherPercent is the share of all cores that processes other than the
+// server, dnsperf (loadgen, measured by its rusage) and this program used
+// between a and b: outside contention on a shared machine.
+func otherPercent(a, b cpuWindow, loadgen time.Duration) float64 {
+	used := b.machine - a.machine - (b.server - a.server) - (b.self - a.self) - loadgen
+	win := b.at.Sub(a.at)
+	if win <= 0 {
+		return 0
+	}
+	return max(0, 100*float64(used)/float64(win)/float64(runtime.NumCPU()))
+}
