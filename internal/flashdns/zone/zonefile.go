@@ -57,7 +57,9 @@ func (l *limitReader) Read(p []byte) (int, error) {
 //     such records TTL 0 and reject others).
 //   - $INCLUDE is disabled (it would read server files); $GENERATE works,
 //     within MaxZoneRecords.
-//   - Exactly one SOA, at the apex; class IN only; only the supported types.
+//   - Exactly one SOA, at the apex; class IN only; only the supported types,
+//     except that RRSIG, NSEC, NSEC3 and NSEC3PARAM records (a signed zone's)
+//     are dropped.
 //   - Identical records are merged (as NSD and BIND do); records of one set
 //     with different TTLs get the smallest (RFC 2181 §5.2).
 //
@@ -96,6 +98,10 @@ func ParseZoneFile(r io.Reader, origin string, defaultTTL uint32) (Data, error) 
 				return Data{}, invalid("zone file has more than one SOA (%s and %s)", d.SOA.Hdr.Name, h.Name)
 			}
 			d.SOA = soa
+			continue
+		}
+		if signatureTypes[h.Rrtype] {
+			// Left over from a signed zone; FlashDNS does not sign.
 			continue
 		}
 		if !supportedTypes[h.Rrtype] {
@@ -150,6 +156,13 @@ func containsDuplicate(rrs []dns.RR, rr dns.RR) bool {
 		}
 	}
 	return false
+}
+
+// signatureTypes are DNSSEC records that ParseZoneFile drops, so that the
+// export of a signed zone from another server imports as the unsigned zone
+// FlashDNS serves.
+var signatureTypes = map[uint16]bool{
+	dns.TypeRRSIG: true, dns.TypeNSEC: true, dns.TypeNSEC3: true, dns.TypeNSEC3PARAM: true,
 }
 
 func typeString(t uint16) string {

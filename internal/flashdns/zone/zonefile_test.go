@@ -304,3 +304,31 @@ func escapeTXT(b []byte) string {
 	}
 	return sb.String()
 }
+
+// TestParseZoneFileDropsSignatures imports the export of a signed zone:
+// its RRSIG, NSEC, NSEC3 and NSEC3PARAM records are left out, the rest
+// is the unsigned zone.
+func TestParseZoneFileDropsSignatures(t *testing.T) {
+	text := `$ORIGIN example.com.
+$TTL 300
+@ IN SOA ns1 hostmaster 1 3600 600 1209600 300
+@ IN RRSIG SOA 13 2 300 20261201000000 20261101000000 12345 example.com. dGVzdA==
+@ IN NS ns1
+@ IN NSEC www A NS SOA RRSIG NSEC
+@ IN NSEC3PARAM 1 0 0 -
+www IN A 192.0.2.1
+www IN RRSIG A 13 3 300 20261201000000 20261101000000 12345 example.com. dGVzdA==
+2vptu5timamqttgl4luu9kg21e0aor3s.example.com. IN NSEC3 1 0 0 - 2vptu5timamqttgl4luu9kg21e0aor3s A RRSIG
+`
+	d, err := ParseZoneFile(strings.NewReader(text), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, set := range d.Sets {
+		got = append(got, set.Name+" "+typeString(set.Type))
+	}
+	if want := []string{"example.com. NS", "www.example.com. A"}; !slices.Equal(got, want) {
+		t.Fatalf("sets %v, want %v", got, want)
+	}
+}
