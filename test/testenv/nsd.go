@@ -512,8 +512,23 @@ func (n *NSD) WaitSerial(ctx context.Context, zone string, serial uint32) (*dns.
 // AXFR transfers zone out of NSD: the records it holds now, SOA first and
 // last, as NSD sends them. It is how a test reads back what a secondary
 // received.
+//
+// Right after an update NSD replaces its server processes, and a transfer
+// that an outgoing one accepted is cut off; such a transfer is retried.
 func (n *NSD) AXFR(ctx context.Context, zone string) ([]dns.RR, error) {
-	return TransferZone(ctx, n.addr, zone, nil)
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		var rrs []dns.RR
+		if rrs, err = TransferZone(ctx, n.addr, zone, nil); err == nil {
+			return rrs, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil, err
 }
 
 // TransferZone runs an AXFR of zone from addr (TSIG-signed with key if
