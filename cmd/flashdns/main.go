@@ -85,6 +85,7 @@ func bindFlags(fs *pflag.FlagSet, o *options) {
 	fs.StringArrayVar(&o.tsigKeys, "tsig-key", nil, "TSIG key as [algorithm:]name:base64-secret (default algorithm hmac-sha256); signed transfers are allowed from anywhere; repeatable (prefer the config file: command lines are visible to every user)")
 	fs.StringSliceVar(&c.NotifyTargets, "notify", nil, `secondaries to NOTIFY of every serial change, as "host[:port]" or "host[:port] key NAME"`)
 	fs.StringSliceVar(&c.DefaultNameservers, "default-nameservers", nil, "apex NS names of zones created without name servers")
+	fs.BoolVar(&c.LogQueries, "log-queries", false, "log every DNS query and its answer code (needs --log-level debug)")
 	fs.StringVar(&o.chaosVersion, "chaos-version", "FlashDNS "+version.Release, `answer to CHAOS TXT version.bind ("" refuses)`)
 	fs.StringVar(&c.ChaosID, "chaos-id", "", `answer to CHAOS TXT id.server ("" refuses)`)
 

@@ -67,6 +67,8 @@ type Config struct {
 	// DefaultNameservers are the apex NS names of a zone created without
 	// any.
 	DefaultNameservers []string
+	// LogQueries logs every DNS query and its rcode at debug level.
+	LogQueries bool
 	// ChaosVersion and ChaosID answer CHAOS TXT version.bind and
 	// id.server; empty refuses them.
 	ChaosVersion string

@@ -167,7 +167,7 @@ func (s *Server) open(ctx context.Context) error {
 	d, err := dnsserver.Start(ctx, dnsserver.Config{
 		Addrs: cfg.DNSAddrs, SocketsPerAddr: cfg.DNSSockets, Zones: st.Table,
 		TransferACL: cfg.TransferACL, TSIG: tsig, NotifyTargets: cfg.NotifyTargets,
-		ChaosVersion: cfg.ChaosVersion, ChaosID: cfg.ChaosID,
+		ChaosVersion: cfg.ChaosVersion, ChaosID: cfg.ChaosID, LogQueries: cfg.LogQueries,
 		Logger: cfg.Logger.With("component", "dns"), Registry: cfg.Registry,
 	})
 	if err != nil {

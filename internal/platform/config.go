@@ -27,7 +27,7 @@ func EnvName(component, flag string) string {
 // A key in the file that names no flag is an error, because a typo in a
 // config file should stop the server rather than be silently ignored.
 func LoadConfig(fs *pflag.FlagSet, component string, configFile string) error {
-	file := map[string]string{}
+	file := map[string]configValue{}
 	if configFile != "" {
 		var err error
 		if file, err = readConfigFile(configFile); err != nil {
@@ -56,17 +56,37 @@ func LoadConfig(fs *pflag.FlagSet, component string, configFile string) error {
 			}
 			return
 		}
-		if v, ok := file[f.Name]; ok {
-			if err := fs.Set(f.Name, v); err != nil {
+		v, ok := file[f.Name]
+		if !ok {
+			return
+		}
+		// An array sets the flag once per element, as the flag repeated on
+		// the command line would: list flags then get the elements as they
+		// are, even those containing commas (such as "host key name"
+		// lists, or secrets in repeatable flags).
+		vals := []string{v.text}
+		if len(v.elems) > 0 { // an empty array is the empty list, as ""
+			vals = v.elems
+		}
+		for _, e := range vals {
+			if err := fs.Set(f.Name, e); err != nil {
 				firstErr = fmt.Errorf("config file %s: key %q: %w", configFile, f.Name, err)
+				return
 			}
 		}
 	})
 	return firstErr
 }
 
-// readConfigFile decodes a TOML file into flag name -> flag value text.
-func readConfigFile(path string) (map[string]string, error) {
+// configValue is one key of a config file: its text as on the command
+// line and, for an array, each element's text.
+type configValue struct {
+	text  string
+	elems []string
+}
+
+// readConfigFile decodes a TOML file into flag name -> flag value.
+func readConfigFile(path string) (map[string]configValue, error) {
 	raw := map[string]any{}
 	if _, err := toml.DecodeFile(path, &raw); err != nil {
 		var perr toml.ParseError
@@ -75,13 +95,20 @@ func readConfigFile(path string) (map[string]string, error) {
 		}
 		return nil, fmt.Errorf("config file %s: %w", path, err)
 	}
-	out := make(map[string]string, len(raw))
+	out := make(map[string]configValue, len(raw))
 	for k, v := range raw {
 		s, err := tomlValueString(v)
 		if err != nil {
 			return nil, fmt.Errorf("config file %s: key %q: %w", path, k, err)
 		}
-		out[k] = s
+		cv := configValue{text: s}
+		if arr, ok := v.([]any); ok {
+			cv.elems = make([]string, len(arr))
+			for i, e := range arr {
+				cv.elems[i], _ = tomlValueString(e) // checked by tomlValueString(v)
+			}
+		}
+		out[k] = cv
 	}
 	return out, nil
 }

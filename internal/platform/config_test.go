@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -116,5 +117,27 @@ func TestLoadConfigBadEnv(t *testing.T) {
 	want := `environment PHOTON_TEST_CLIENT_CERT_AUTH: invalid argument "maybe" for "--client-cert-auth" flag: strconv.ParseBool: parsing "maybe": invalid syntax`
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v\nwant    %s", err, want)
+	}
+}
+
+// TestLoadConfigArrays checks that a TOML array sets a list flag element
+// by element (an element may hold commas) and that an empty array is the
+// empty list.
+func TestLoadConfigArrays(t *testing.T) {
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	keys := fs.StringArray("tsig-key", nil, "")
+	urls := fs.StringSlice("listen-http-urls", []string{"http://127.0.0.1:1"}, "")
+	file := t.TempDir() + "/c.toml"
+	if err := os.WriteFile(file, []byte("tsig-key = [\"a:c2VjcmV0\", \"b,with,commas:c2VjcmV0\"]\nlisten-http-urls = []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := LoadConfig(fs, "test", file); err != nil {
+		t.Fatal(err)
+	}
+	if len(*keys) != 2 || (*keys)[1] != "b,with,commas:c2VjcmV0" {
+		t.Errorf("tsig-key = %q", *keys)
+	}
+	if len(*urls) != 0 {
+		t.Errorf("listen-http-urls = %q, want empty", *urls)
 	}
 }

@@ -1,6 +1,7 @@
 package zone
 
 import (
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -30,12 +31,14 @@ import (
 //   - AXFR/IXFR and WriteZoneFile carry only the explicit records: secondaries
 //     (NSD, Knot) do not synthesise.
 //
-// Pattern placeholders: {1} {2} {3} {4} are the IPv4 octets in address order
-// (192.0.2.5: {1}=192 ... {4}=5); {ip} is the address with '.' or ':'
-// replaced by '-'. For IPv6, {ip} uses the full, zero-padded form
-// (2001-0db8-0000-0000-0000-0000-0000-0005): it is fixed length, always a
-// valid host name label (the compressed form can start or end with '-' and
-// makes "--" sequences), and maps one address to one spelling.
+// Pattern placeholders (flashdns.v1 ReverseConfig documents them for users):
+// {1}..{4} are the IPv4 octets in address order (192.0.2.5: {1}=192 ...
+// {4}=5), {1}..{8} the IPv6 16-bit groups in lower-case hex without leading
+// zeros; {ip} is the address with '.' or ':' replaced by '-', IPv6 in RFC
+// 5952 form with a leading or trailing "::" first written "0::" or "::0"
+// so that the name never starts or ends with '-' (2001:db8::1 ->
+// 2001-db8--1); {hex} is the whole address in lower-case hex (8 or 32
+// digits).
 //
 // The synthesised PTR has TTL Reverse.TTL, or the SOA record's TTL when
 // Reverse.TTL is 0.
@@ -158,17 +161,31 @@ func expandPattern(pattern string, a netip.Addr) (string, error) {
 					}
 					sb.WriteString(strconv.Itoa(int(b[k])))
 				}
-			} else {
-				sb.WriteString(strings.ReplaceAll(a.StringExpanded(), ":", "-"))
+				break
 			}
-		case "1", "2", "3", "4":
-			if !a.Is4() {
-				return "", invalid("reverse pattern %q: {%s} is only defined for IPv4, use {ip}", pattern, ph)
+			v6 := a.String()
+			if strings.HasPrefix(v6, "::") {
+				v6 = "0" + v6
 			}
-			b := a.As4()
-			sb.WriteString(strconv.Itoa(int(b[ph[0]-'1'])))
+			if strings.HasSuffix(v6, "::") {
+				v6 += "0"
+			}
+			sb.WriteString(strings.ReplaceAll(v6, ":", "-"))
+		case "hex":
+			sb.WriteString(hex.EncodeToString(a.AsSlice()))
+		case "1", "2", "3", "4", "5", "6", "7", "8":
+			k := int(ph[0] - '1')
+			if a.Is4() {
+				if k > 3 {
+					return "", invalid("reverse pattern %q: {%s} is only defined for IPv6 (IPv4 has {1} to {4})", pattern, ph)
+				}
+				sb.WriteString(strconv.Itoa(int(a.As4()[k])))
+				break
+			}
+			b := a.As16()
+			sb.WriteString(strconv.FormatUint(uint64(b[2*k])<<8|uint64(b[2*k+1]), 16))
 		default:
-			return "", invalid("reverse pattern %q: unknown placeholder {%s} (known: {1} {2} {3} {4} {ip})", pattern, ph)
+			return "", invalid("reverse pattern %q: unknown placeholder {%s} (known: {1} to {4} for IPv4, {1} to {8} for IPv6, {ip}, {hex})", pattern, ph)
 		}
 	}
 	return sb.String(), nil

@@ -130,12 +130,34 @@ func TestReverseSynthesisPartialAndIPv6(t *testing.T) {
 	origin := "2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa."
 	full := "5.0.0.0.0.0.0.0.0.0.0.0.0.0.A.0." + origin
 	check(t, s6.Lookup(full, dns.TypePTR), want{rcode: dns.RcodeSuccess, aa: true,
-		answer: []string{full + " 900 PTR ip-2001-0db8-0001-0002-0a00-0000-0000-0005.v6.example.com."},
+		answer: []string{full + " 900 PTR ip-2001-db8-1-2-a00--5.v6.example.com."},
 		ns:     []string{origin + " 3600 NS ns1.example.com."}})
 	neg6 := []string{origin + " 300 SOA ns1.example.com. hostmaster.example.com. 1 3600 900 604800 300"}
 	check(t, s6.Lookup("a.0."+origin, dns.TypePTR), want{rcode: dns.RcodeSuccess, aa: true, ns: neg6})
 	check(t, s6.Lookup("g.0."+origin, dns.TypePTR), want{rcode: dns.RcodeNameError, aa: true, ns: neg6})
 	check(t, s6.Lookup("10.0."+origin, dns.TypePTR), want{rcode: dns.RcodeNameError, aa: true, ns: neg6})
+}
+
+// TestReversePatternExpansion checks every placeholder of the
+// flashdns.v1 ReverseConfig pattern syntax, including the IPv6 {ip} forms
+// whose compressed "::" would otherwise start or end the name with '-'.
+func TestReversePatternExpansion(t *testing.T) {
+	for _, tc := range []struct{ addr, pattern, want string }{
+		{"192.0.2.1", "{4}-{3}-{2}-{1}.hosts.example.com.", "1-2-0-192.hosts.example.com."},
+		{"192.0.2.1", "ip-{ip}.example.com.", "ip-192-0-2-1.example.com."},
+		{"192.0.2.1", "h{hex}.example.com.", "hc0000201.example.com."},
+		{"2001:db8::1", "{ip}.v6.example.com.", "2001-db8--1.v6.example.com."},
+		{"2001:db8:1::", "{ip}.v6.example.com.", "2001-db8-1--0.v6.example.com."},
+		{"::1", "{ip}.v6.example.com.", "0--1.v6.example.com."},
+		{"2001:db8:0:1:2:3:4:5", "{5}-{6}-{7}-{8}.v6.example.com.", "2-3-4-5.v6.example.com."},
+		{"2001:db8::abcd", "{1}.{2}.{8}.example.com.", "2001.db8.abcd.example.com."},
+		{"2001:db8::1", "{hex}.example.com.", "20010db8000000000000000000000001.example.com."},
+	} {
+		got, err := expandPattern(tc.pattern, netip.MustParseAddr(tc.addr))
+		if err != nil || got != tc.want {
+			t.Errorf("expand %q for %s = %q, %v; want %q", tc.pattern, tc.addr, got, err, tc.want)
+		}
+	}
 }
 
 func TestReversePatternValidation(t *testing.T) {
@@ -150,7 +172,8 @@ func TestReversePatternValidation(t *testing.T) {
 		{v4, "{5}.hosts.example.com."},
 		{v4, "{4.hosts.example.com."},
 		{v4, "{4}_x.hosts.example.com."}, // '_' not in host names
-		{v6, "{1}.hosts.example.com."},   // octets are IPv4 only
+		{v6, "{9}.hosts.example.com."},   // IPv6 has 8 groups
+		{v6, "{x}.hosts.example.com."},
 		{v4, "{ip}{ip}{ip}{ip}{ip}.example.com."},
 		{v4, "-{4}.example.com."},
 	}

@@ -108,8 +108,14 @@ func ValidateSet(origin string, set RRSet) error {
 		// RFC 7505 null MX (and the SRV "service not available" target)
 		// must be the only record of the set.
 		for _, rr := range set.RRs {
-			if rdataTarget(rr) == "." && len(set.RRs) > 1 {
+			if rdataTarget(rr) != "." {
+				continue
+			}
+			if len(set.RRs) > 1 {
 				return invalid("%s %s: the target \".\" must be the only record of the set", name, tname)
+			}
+			if mx, ok := rr.(*dns.MX); ok && mx.Preference != 0 {
+				return invalid("%s %s: a null MX (target \".\") has preference 0 (RFC 7505), got %d", name, tname, mx.Preference)
 			}
 		}
 	}
@@ -224,9 +230,8 @@ func checkRdata(rr dns.RR) error {
 			}
 		}
 	case *dns.CAA:
-		if v.Flag != 0 && v.Flag != 128 {
-			return fmt.Errorf("CAA flags must be 0 or 128, got %d", v.Flag)
-		}
+		// Flags is one octet (RFC 8659 §4.1): only bit 128 (critical)
+		// has a meaning today, the others are reserved but valid data.
 		if v.Tag == "" || len(v.Tag) > 15 {
 			return fmt.Errorf("CAA tag must be 1 to 15 characters, got %q", v.Tag)
 		}

@@ -102,7 +102,7 @@ func TestValidateSet(t *testing.T) {
 		{"TXT without strings", func(t *testing.T) RRSet {
 			return RRSet{Name: "x.example.com.", Type: dns.TypeTXT, TTL: 60, RRs: []dns.RR{&dns.TXT{Hdr: hdr("x.example.com.", dns.TypeTXT)}}}
 		}},
-		{"CAA bad flag", func(t *testing.T) RRSet { return set(t, 60, `x.example.com. CAA 1 issue "ca.example"`) }},
+		{"null MX with a preference", func(t *testing.T) RRSet { return set(t, 60, "x.example.com. MX 10 .") }},
 		{"CAA bad tag", func(t *testing.T) RRSet { return set(t, 60, `x.example.com. CAA 0 is-sue "ca.example"`) }},
 		{"duplicate record", func(t *testing.T) RRSet {
 			return set(t, 60, "x.example.com. A 192.0.2.1", "x.example.com. A 192.0.2.1")
@@ -144,6 +144,7 @@ func TestValidateSet(t *testing.T) {
 		{Name: "x.example.com.", Type: dns.TypeTXT, TTL: 60, RRs: []dns.RR{
 			&dns.TXT{Hdr: hdr("x.example.com.", dns.TypeTXT), Txt: []string{strings.Repeat(`\"`, 254) + `\255`}}}},
 		set(t, 60, `example.com. CAA 128 issuewild ";"`),
+		set(t, 60, `x.example.com. CAA 1 issue "ca.example"`), // reserved flag bits are data (RFC 8659)
 		set(t, 60, "x.example.com. PTR _http._tcp.example.com."),
 		set(t, 60, "example.com. NS ns1.example.com."),
 	}
