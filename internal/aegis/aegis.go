@@ -151,7 +151,8 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints: cfg.ChainfireEndpoints, TLS: chainTLS, DialTimeout: 5 * time.Second,
-		Logger: zap.NewNop(), Context: context.WithoutCancel(ctx),
+		DialOptions: platform.StoreDialOptions(),
+		Logger:      zap.NewNop(), Context: context.WithoutCancel(ctx),
 	})
 	if err != nil {
 		return fmt.Errorf("chainfire client: %w", err)

@@ -143,6 +143,7 @@ func (s *Server) open(ctx context.Context) error {
 		Endpoints: cfg.ChainfireEndpoints, TLS: chainTLS, DialTimeout: 5 * time.Second,
 		// Large imports are written in transactions of up to MaxTxnBytes.
 		MaxCallSendMsgSize: 2 << 20,
+		DialOptions:        platform.StoreDialOptions(),
 		Logger:             zap.NewNop(), Context: context.WithoutCancel(ctx),
 	})
 	if err != nil {

@@ -142,7 +142,7 @@ func (s *Store) watchLoop() {
 				if !s.sleep(backoff) {
 					return
 				}
-				backoff = min(2*backoff, 5*time.Second)
+				backoff = min(2*backoff, time.Second)
 			}
 		}
 		if time.Since(started) > 10*time.Second {
@@ -153,7 +153,7 @@ func (s *Store) watchLoop() {
 			if !s.sleep(backoff) {
 				return
 			}
-			backoff = min(2*backoff, 5*time.Second)
+			backoff = min(2*backoff, time.Second)
 		}
 	}
 }

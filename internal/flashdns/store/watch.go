@@ -265,7 +265,7 @@ func (s *Store) watchLoop() {
 				if !s.sleep(backoff) {
 					return
 				}
-				backoff = min(2*backoff, 5*time.Second)
+				backoff = min(2*backoff, time.Second)
 			}
 		}
 		if time.Since(started) > 10*time.Second {
@@ -276,7 +276,7 @@ func (s *Store) watchLoop() {
 			if !s.sleep(backoff) {
 				return
 			}
-			backoff = min(2*backoff, 5*time.Second)
+			backoff = min(2*backoff, time.Second)
 		}
 	}
 }
