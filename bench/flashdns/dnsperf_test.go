@@ -90,7 +90,7 @@ func TestSummarizeNearestRank(t *testing.T) {
 func TestGeneratedZoneAndQueries(t *testing.T) {
 	dir := t.TempDir()
 	zp := filepath.Join(dir, "z")
-	n, err := genZone(zp, 100)
+	n, err := genZone(zp, 100, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,5 +132,37 @@ func TestGeneratedZoneAndQueries(t *testing.T) {
 		if _, ok := dns.IsDomainName(name); !ok {
 			t.Fatalf("bad name in %q", l)
 		}
+	}
+}
+
+// The memory zone's 100k records must fit FlashDNS's limit of 100,000
+// record sets per zone (SOA and apex NS included), or its import fails.
+func TestMemoryZoneFitsRecordSetLimit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "z")
+	n, err := genRecordsZone(path, 100_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	type key struct {
+		name string
+		typ  uint16
+	}
+	sets := map[key]bool{}
+	records := 0
+	parser := dns.NewZoneParser(f, "", "")
+	for rr, ok := parser.Next(); ok; rr, ok = parser.Next() {
+		sets[key{rr.Header().Name, rr.Header().Rrtype}] = true
+		records++
+	}
+	if err := parser.Err(); err != nil || records != n {
+		t.Fatalf("%d records parsed (err %v), genRecordsZone said %d", records, err, n)
+	}
+	if n < 99_000 || n > 101_000 || len(sets) >= 100_000 {
+		t.Errorf("%d records in %d record sets; want about 100k records in fewer than 100,000 sets", n, len(sets))
 	}
 }

@@ -1,7 +1,9 @@
-// Command flashdns-bench compares FlashDNS's DNS data plane with NSD (and
-// Knot DNS) on this machine under the same dnsperf load, and prints a
-// markdown report with the FlashDNS/NSD ratio. `make bench-flashdns`
-// (bench/flashdns/run.sh) builds it and fdserve from this tree and writes
+// Command flashdns-bench compares FlashDNS with NSD (and Knot DNS) on this
+// machine under the same dnsperf load, and prints a markdown report with
+// the FlashDNS/NSD ratio. FlashDNS is the product as deployed: bin/flashdns
+// on a bin/chainfire, its zones imported through the flashdns.v1 API.
+// `make bench-flashdns` (bench/flashdns/run.sh) builds it, flashdns and
+// chainfire from this tree into a temp dir and writes
 // bench/flashdns/results.md. It measures the targets of issue 5
 // (../shared/design/flashdns.md, "Targets"): throughput at least half of
 // NSD's with average latency under 1 ms, p99 under 1 ms at moderate load,
@@ -19,15 +21,20 @@
 //     10% CNAMEs (answered with the target's A), 10% wildcard matches, 5%
 //     NODATA, 5% the dnsdiff corpus (every answer rule, REFUSED and
 //     truncation included).
-//  3. Starts every server of -servers, each its own process group on a
-//     loopback port, from the same zone files: NSD 4.6 with Debian's build
-//     and NSD's defaults (server-count -nsd-servers, one per core by
-//     default, rate limiting off: Debian builds NSD with RRL, whose 200
-//     answers/s per source would turn the benchmark into "slip"
-//     truncations), Knot with -knot-workers UDP workers, FlashDNS as
-//     -flashdns-cmd (by default fdserve, this directory's small wrapper of
-//     internal/flashdns/zone + dnsserver; switch to bin/flashdns once it
-//     serves zone files). All run at once, idle but for the one measured.
+//  3. Starts every server of -servers, each its own process group on
+//     loopback ports, with the same zones: NSD 4.6 with Debian's build and
+//     NSD's defaults (server-count -nsd-servers, one per core by default,
+//     rate limiting off: Debian builds NSD with RRL, whose 200 answers/s
+//     per source would turn the benchmark into "slip" truncations), Knot
+//     with -knot-workers UDP workers, both from the zone files; FlashDNS
+//     as deployed: a single-member chainfire (data under the work dir)
+//     and flashdns --auth none on it (--dns-sockets -flashdns-sockets, by
+//     default one per core), both from -bin-dir, each its own process
+//     group; every zone file is imported through the flashdns.v1 API
+//     (ImportZone, all into one project, as the rule zones nest
+//     sub.example.com in example.com) and the run waits until DNS answers
+//     each zone's SOA with the serial the import acknowledged. All servers
+//     run at once, idle but for the one measured.
 //  4. For each of -rounds rounds, for each server (the order rotates per
 //     round, so no server always goes first): dnsperf for -warmup
 //     (unmeasured), then the throughput window: dnsperf -c -clients -q
@@ -36,21 +43,32 @@
 //     latency window: dnsperf -Q -latency-rate -v for -latency-duration,
 //     every answer's latency recorded, for p50/p99/p99.9 at a moderate
 //     load (dnsperf's own statistics give only average, min and max).
-//  5. Memory (-mem-records, 0 skips): each server is started alone with a
-//     three-record zone, then with a zone of -mem-records records, and
+//  5. Memory (-mem-records, 0 skips): NSD and Knot are started alone with
+//     a three-record zone, then with a zone of -mem-records records (the
+//     generated shape, every 10th host with two addresses: 100k records
+//     in single-record sets would exceed FlashDNS's limit of 100,000
+//     record sets per zone), and
 //     the difference of the process group's PSS (NSD forks, and its
 //     children share the zone pages) is scaled to 100k records. FlashDNS
-//     under fdserve also reports its live Go heap (after GC), which is
-//     what the zone really occupies; RSS adds the GC's headroom.
+//     gets a fresh chainfire and flashdns: the three-record zone is
+//     imported through the API, then replaced by the large one (ImportZone
+//     with replace_existing); the flashdns process and, apart, chainfire
+//     (which holds the zone too) are measured after each, and flashdns
+//     once more after a restart on the loaded chainfire (a replica that
+//     did not write the zone). Their Go heap comes from /metrics: in use
+//     (go_memstats_heap_inuse_bytes) and live at the last GC (the heap
+//     goal over 1 + GOGC/100).
 //
 // For every window the report gives queries/s, dnsperf's average/min/max
 // latency, lost queries, the server's CPU per query (its process group,
-// from /proc), dnsperf's CPU per query, and the share of the machine's CPU
-// other processes used during the window ("other procs CPU %"): the
-// machine is shared, so read that column before trusting a row, and
-// prefer server CPU per query when raw throughput is noisy. dnsperf and
-// the server share the cores (2 on the build machine), so throughput is
-// the whole system's; CPU per query is the server's own cost.
+// from /proc; for FlashDNS the flashdns process), Chainfire's CPU per
+// query for FlashDNS (it idles under the read-only load), dnsperf's CPU
+// per query, and the share of the machine's CPU other processes used
+// during the window ("other procs CPU %"): the machine is shared, so read
+// that column before trusting a row, and prefer server CPU per query when
+// raw throughput is noisy. dnsperf and the server share the cores (2 on
+// the build machine), so throughput is the whole system's; CPU per query
+// is the server's own cost.
 //
 // # Knobs
 //
@@ -62,7 +80,7 @@
 //	BENCH_DURATION=3s BENCH_WARMUP=1s make bench-flashdns            # smoke run, under a minute
 //	BENCH_ROUNDS=3 make bench-flashdns                               # a real measurement
 //	BENCH_FLAGS="-servers nsd,flashdns -clients 16 -outstanding 200" make bench-flashdns
-//	go run ./bench/flashdns -flashdns-cmd 'bin/flashdns --dns-addr {addr} ...' -servers nsd,flashdns
+//	go run ./bench/flashdns -bin-dir bin -servers nsd,flashdns        # measure bin/ as it is
 package main
 
 import (
@@ -92,8 +110,8 @@ func main() {
 // config is everything one run needs; it is filled from flags.
 type config struct {
 	servers         []string
-	flashdnsCmd     string
-	fdserve         string
+	binDir          string
+	fdSockets       int
 	ruleDir         string
 	names           int
 	queries         int
@@ -116,6 +134,7 @@ type config struct {
 	targetRatio     float64
 	targetAvg       time.Duration
 	targetP99       time.Duration
+	lg              *slog.Logger
 }
 
 func envDuration(name string, def time.Duration) time.Duration {
@@ -142,9 +161,8 @@ func parseFlags(args []string) (*config, error) {
 	c := &config{}
 	var servers string
 	fs.StringVar(&servers, "servers", "nsd,knot,flashdns", "servers to measure, in order (nsd, knot, flashdns); the ratio needs nsd and flashdns")
-	fs.StringVar(&c.flashdnsCmd, "flashdns-cmd", "{fdserve} -addr {addr} {zones}",
-		"command that serves the zones with FlashDNS; {addr} = loopback address to answer on, {zones} = '-zone origin=file' per zone, {zonelist} = origin=file,...; {fdserve} = -fdserve")
-	fs.StringVar(&c.fdserve, "fdserve", "fdserve", "the fdserve binary (go build ./bench/flashdns/fdserve)")
+	fs.StringVar(&c.binDir, "bin-dir", "bin", "directory holding the flashdns and chainfire binaries to measure")
+	fs.IntVar(&c.fdSockets, "flashdns-sockets", 0, "flashdns --dns-sockets: SO_REUSEPORT sockets per protocol (0: FlashDNS's default, one per core)")
 	fs.StringVar(&c.ruleDir, "rule-zones", "test/dnsdiff", "directory of the dnsdiff package (its testdata/ holds the rule zones)")
 	fs.IntVar(&c.names, "names", 10_000, "host names in the generated zone")
 	fs.IntVar(&c.queries, "queries", 100_000, "lines of the dnsperf query file")
@@ -214,7 +232,10 @@ type window struct {
 	Kind      string        `json:"kind"` // "throughput" or "latency"
 	Perf      *perfRun      `json:"dnsperf"`
 	ServerCPU time.Duration `json:"server_cpu_ns"`
-	OtherCPU  float64       `json:"other_cpu_percent"`
+	// StoreCPU is the CPU of the server's store over the window
+	// (FlashDNS's Chainfire), -1 for servers without one.
+	StoreCPU time.Duration `json:"store_cpu_ns"`
+	OtherCPU float64       `json:"other_cpu_percent"`
 }
 
 const (
@@ -230,15 +251,24 @@ type memResult struct {
 	LoadPSS  int64  `json:"load_pss"`
 	BaseRSS  int64  `json:"base_rss"`
 	LoadRSS  int64  `json:"load_rss"`
-	BaseHeap int64  `json:"base_heap"` // -1: not reported
+	BaseHeap int64  `json:"base_heap"` // Go heap in use; -1: not reported
 	LoadHeap int64  `json:"load_heap"`
+	BaseLive int64  `json:"base_heap_live"` // Go live heap at the last GC (estimate); -1: not reported
+	LoadLive int64  `json:"load_heap_live"`
 }
+
+// Rows of the memory table besides the -servers names.
+const (
+	memFlashDNSRestarted = "flashdns, restarted"
+	memTotal             = "flashdns + chainfire"
+)
 
 func run(lg *slog.Logger, args []string) error {
 	c, err := parseFlags(args)
 	if err != nil {
 		return err
 	}
+	c.lg = lg
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if c.dnsperf, err = exec.LookPath(c.dnsperf); err != nil {
@@ -254,6 +284,9 @@ func run(lg *slog.Logger, args []string) error {
 	res := &results{Env: captureEnv(), Versions: map[string]string{}}
 	for _, s := range c.servers {
 		res.Versions[s] = versionOf(s, c)
+		if s == srvFlashDNS {
+			res.Versions[srvChainfire] = versionOf(srvChainfire, c)
+		}
 	}
 
 	ruleZones, rules, err := ruleQueries(c.ruleDir)
@@ -261,7 +294,7 @@ func run(lg *slog.Logger, args []string) error {
 		return fmt.Errorf("rule zones: %w", err)
 	}
 	zonePath := filepath.Join(workDir, "bench.test.zone")
-	records, err := genZone(zonePath, c.names)
+	records, err := genZone(zonePath, c.names, 0)
 	if err != nil {
 		return err
 	}
@@ -325,7 +358,7 @@ func runWindows(ctx context.Context, lg *slog.Logger, c *config, zones []zoneFil
 		if err != nil {
 			return fmt.Errorf("start %s: %w", name, err)
 		}
-		lg.Info("server ready", "server", name, "addr", s.addr, "pid", s.pgid)
+		lg.Info("server ready", "server", name, "addr", s.addr, "pid", s.pgid, "store_pid", s.storePgid)
 		srvs = append(srvs, s)
 	}
 	base := perfArgs{file: queryPath, clients: c.clients, outstanding: c.outstanding, threads: c.threads, edns: c.edns}
@@ -364,19 +397,28 @@ func runWindows(ctx context.Context, lg *slog.Logger, c *config, zones []zoneFil
 }
 
 func measure(ctx context.Context, c *config, s *server, a perfArgs, round int, kind string) (*window, error) {
-	before := sampleWindow(s.pgid)
+	before := sampleWindow(s.pgid, s.storePgid)
 	p, err := runDnsperf(ctx, c.dnsperf, a)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", s.name, kind, err)
 	}
-	after := sampleWindow(s.pgid)
-	return &window{Server: s.name, Round: round + 1, Kind: kind, Perf: p, ServerCPU: after.server - before.server,
-		OtherCPU: otherPercent(before, after, p.CPU)}, nil
+	after := sampleWindow(s.pgid, s.storePgid)
+	w := &window{Server: s.name, Round: round + 1, Kind: kind, Perf: p, ServerCPU: after.server - before.server,
+		OtherCPU: otherPercent(before, after, p.CPU)}
+	w.StoreCPU = -1
+	if s.storePgid != 0 {
+		w.StoreCPU = after.store - before.store
+	}
+	return w, nil
 }
 
-// measureMemory starts each server alone, first with a minimal zone and
-// then with a zone of -mem-records records, and records the memory of its
-// process group once it has settled.
+// measureMemory measures each server's memory alone, first with a
+// minimal zone and then with a zone of -mem-records records. NSD and Knot
+// are started afresh with each zone file and measured once they have
+// settled. FlashDNS is one fresh stack: the minimal zone is imported
+// through the API, then replaced by the large one (ImportZone with
+// replace_existing), and FlashDNS and its Chainfire are measured after
+// each.
 func measureMemory(ctx context.Context, lg *slog.Logger, c *config, workDir string) ([]*memResult, error) {
 	minPath := filepath.Join(workDir, "mem-min.zone")
 	if err := os.WriteFile(minPath, []byte(minimalZone), 0o644); err != nil {
@@ -387,33 +429,104 @@ func measureMemory(ctx context.Context, lg *slog.Logger, c *config, workDir stri
 	if err != nil {
 		return nil, err
 	}
+	minZone, bigZone := zoneFile{benchOrigin, minPath}, zoneFile{benchOrigin, bigPath}
 	var out []*memResult
 	for _, name := range c.servers {
+		if name == srvFlashDNS {
+			ms, err := measureFlashDNSMemory(ctx, lg, c, minZone, bigZone, records-minimalRecords, filepath.Join(workDir, "mem-flashdns"))
+			if err != nil {
+				return nil, fmt.Errorf("memory: %w", err)
+			}
+			out = append(out, ms...)
+			continue
+		}
 		start, _ := c.starter(name)
-		m := &memResult{Server: name, Records: records - 3}
-		for i, path := range []string{minPath, bigPath} {
-			s, err := start(ctx, []zoneFile{{benchOrigin, path}}, filepath.Join(workDir, fmt.Sprintf("mem-%s-%d", name, i)))
+		m := &memResult{Server: name, Records: records - minimalRecords, BaseHeap: -1, LoadHeap: -1, BaseLive: -1, LoadLive: -1}
+		for i, z := range []zoneFile{minZone, bigZone} {
+			s, err := start(ctx, []zoneFile{z}, filepath.Join(workDir, fmt.Sprintf("mem-%s-%d", name, i)))
 			if err != nil {
 				return nil, fmt.Errorf("memory: start %s: %w", name, err)
 			}
 			// Let the server finish what it does after it first answers
-			// (NSD forks its servers, Go returns scavenged memory).
-			select {
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-			}
+			// (NSD forks its servers).
+			settle(ctx)
 			pss, rss := groupMemory(s.pgid)
 			if err := s.stop(); err != nil {
 				lg.Warn("stop server", "server", name, "err", err)
 			}
 			if i == 0 {
-				m.BasePSS, m.BaseRSS, m.BaseHeap = pss, rss, s.heapLive
+				m.BasePSS, m.BaseRSS = pss, rss
 			} else {
-				m.LoadPSS, m.LoadRSS, m.LoadHeap = pss, rss, s.heapLive
+				m.LoadPSS, m.LoadRSS = pss, rss
 			}
 		}
 		lg.Info("memory", "server", name, "records", m.Records, "pss_delta_mib", float64(m.LoadPSS-m.BasePSS)/(1<<20))
 		out = append(out, m)
 	}
 	return out, ctx.Err()
+}
+
+// measureFlashDNSMemory returns FlashDNS's and its Chainfire's memory
+// with the minimal zone and with the large one, both imported through the
+// API into one stack, and FlashDNS's once more after a restart on the
+// loaded Chainfire (against the same base).
+func measureFlashDNSMemory(ctx context.Context, lg *slog.Logger, c *config, minZone, bigZone zoneFile, records int, dir string) ([]*memResult, error) {
+	st, err := c.startStack(ctx, lg, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer st.stop(lg)
+	fd := &memResult{Server: srvFlashDNS, Records: records}
+	cf := &memResult{Server: srvChainfire, Records: records}
+	var serials map[string]uint32
+	for i, z := range []zoneFile{minZone, bigZone} {
+		start := time.Now()
+		if serials, err = st.importZones(ctx, []zoneFile{z}, i > 0); err != nil {
+			return nil, fmt.Errorf("%w; flashdns log tail:\n%s", err, st.fd.logTail())
+		}
+		lg.Info("zone imported", "file", filepath.Base(z.file), "took", time.Since(start).Round(time.Millisecond))
+		// Let the import's garbage and Chainfire's flushes settle as the
+		// other servers' start-up does.
+		settle(ctx)
+		f, s := sampleMemory(ctx, st.fd, st.fdHTTP), sampleMemory(ctx, st.cf, st.cfHTTP)
+		if i == 0 {
+			fd.BasePSS, fd.BaseRSS, fd.BaseHeap, fd.BaseLive = f.pss, f.rss, f.heap, f.live
+			cf.BasePSS, cf.BaseRSS, cf.BaseHeap, cf.BaseLive = s.pss, s.rss, s.heap, s.live
+		} else {
+			fd.LoadPSS, fd.LoadRSS, fd.LoadHeap, fd.LoadLive = f.pss, f.rss, f.heap, f.live
+			cf.LoadPSS, cf.LoadRSS, cf.LoadHeap, cf.LoadLive = s.pss, s.rss, s.heap, s.live
+		}
+	}
+	// The replica that imported a zone holds on to memory the import
+	// used; one that loads it from Chainfire (every other replica, and
+	// this one after a restart) is what a zone costs in steady state.
+	start := time.Now()
+	if err := st.restartFlashDNS(ctx, lg, c); err != nil {
+		return nil, fmt.Errorf("restart flashdns: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	if err := waitSerials(wctx, st.dnsAddr, serials, st.fd.exited); err != nil {
+		return nil, fmt.Errorf("restarted flashdns: %w", err)
+	}
+	lg.Info("flashdns restarted on the loaded store", "took", time.Since(start).Round(time.Millisecond))
+	settle(ctx)
+	f := sampleMemory(ctx, st.fd, st.fdHTTP)
+	re := *fd
+	re.Server = memFlashDNSRestarted
+	re.LoadPSS, re.LoadRSS, re.LoadHeap, re.LoadLive = f.pss, f.rss, f.heap, f.live
+	out := []*memResult{fd, &re, cf}
+	for _, m := range out {
+		lg.Info("memory", "server", m.Server, "records", m.Records, "pss_delta_mib", float64(m.LoadPSS-m.BasePSS)/(1<<20),
+			"heap_live_delta_mib", float64(m.LoadLive-m.BaseLive)/(1<<20))
+	}
+	return out, ctx.Err()
+}
+
+// settle waits a second (or until ctx ends).
+func settle(ctx context.Context) {
+	select {
+	case <-time.After(time.Second):
+	case <-ctx.Done():
+	}
 }

@@ -62,6 +62,7 @@ type pooled struct {
 	minLat    time.Duration
 	maxLat    time.Duration
 	serverCPU time.Duration
+	storeCPU  time.Duration // -1: no store
 	perfCPU   time.Duration
 	other     []float64
 	rcodes    map[string]int64
@@ -102,6 +103,11 @@ func (r *report) pool() map[string]*pooled {
 		if p == nil {
 			p = &pooled{server: w.Server, rcodes: map[string]int64{}, minLat: w.Perf.MinLat}
 			out[w.Server] = p
+		}
+		if w.StoreCPU < 0 {
+			p.storeCPU = -1
+		} else if p.storeCPU >= 0 {
+			p.storeCPU += w.StoreCPU
 		}
 		p.qps = append(p.qps, w.Perf.QPS)
 		p.completed += w.Perf.Completed
@@ -181,9 +187,17 @@ func (r *report) markdown() string {
 		case srvKnot:
 			extra = fmt.Sprintf("; udp-workers %d", c.knotWorkers)
 		case srvFlashDNS:
-			extra = fmt.Sprintf("; run as `%s`", c.flashdnsCmd)
+			sockets := "one per core"
+			if c.fdSockets > 0 {
+				sockets = fmt.Sprint(c.fdSockets)
+			}
+			extra = fmt.Sprintf("; `--auth none`, --dns-sockets %s, on a single-member Chainfire, every zone imported through the flashdns.v1 API (ImportZone into %s)",
+				sockets, benchProject)
 		}
 		fmt.Fprintf(&b, "- %s: %s%s\n", s, r.res.Versions[s], extra)
+		if s == srvFlashDNS {
+			fmt.Fprintf(&b, "- chainfire (FlashDNS's store): %s\n", r.res.Versions[srvChainfire])
+		}
 	}
 
 	pools := r.pool()
@@ -212,13 +226,14 @@ func (r *report) markdown() string {
 		}
 		rows = append(rows, []string{s, count(int(p.meanQPS())), strings.Join(per, " / "), ratio, ms(p.avgLat()),
 			ms(p.minLat) + " / " + ms(p.maxLat), fmt.Sprintf("%.3f", 100*float64(p.lost)/float64(max(1, p.sent))),
-			perQuery(p.serverCPU, p.completed), perQuery(p.perfCPU, p.completed), fmt.Sprintf("%.0f", maxOf(p.other)),
-			strings.Join(rc, ", ")})
+			perQuery(p.serverCPU, p.completed), storePerQuery(p.storeCPU, p.completed), perQuery(p.perfCPU, p.completed),
+			fmt.Sprintf("%.0f", maxOf(p.other)), strings.Join(rc, ", ")})
 	}
 	writeTable(&b, []string{"server", "queries/s", "per round", "ratio to NSD", "avg ms", "min / max ms", "lost %",
-		"server CPU µs/query", "dnsperf CPU µs/query", "other procs CPU % (max)", "rcodes"}, rows)
+		"server CPU µs/query", "Chainfire CPU µs/query", "dnsperf CPU µs/query", "other procs CPU % (max)", "rcodes"}, rows)
 	fmt.Fprintf(&b, "\ndnsperf keeps %d queries in flight over %d sockets for the whole window; queries/s is the mean over the rounds, latency dnsperf's average over every answer. "+
-		"Server CPU is the server's process group (NSD's forked servers included) over the window, from /proc.\n", c.outstanding, c.clients)
+		"Server CPU is the server's process group (NSD's forked servers included; for FlashDNS the flashdns process alone) over the window, from /proc. "+
+		"Chainfire CPU is FlashDNS's store over the same window (the load is read-only, so it idles).\n", c.outstanding, c.clients)
 
 	if c.latencyRate > 0 {
 		b.WriteString("\n## Latency at a moderate load\n\n")
@@ -230,37 +245,46 @@ func (r *report) markdown() string {
 			l := w.Perf.Lat
 			rows = append(rows, []string{w.Server, fmt.Sprint(w.Round), count(c.latencyRate), count(int(w.Perf.QPS)),
 				ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), fmt.Sprint(w.Perf.Lost),
-				perQuery(w.ServerCPU, w.Perf.Completed), fmt.Sprintf("%.0f", w.OtherCPU)})
+				perQuery(w.ServerCPU, w.Perf.Completed), storePerQuery(w.StoreCPU, w.Perf.Completed), fmt.Sprintf("%.0f", w.OtherCPU)})
 		}
 		writeTable(&b, []string{"server", "round", "offered q/s", "answered q/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
-			"lost", "server CPU µs/query", "other procs CPU %"}, rows)
+			"lost", "server CPU µs/query", "Chainfire CPU µs/query", "other procs CPU %"}, rows)
 		b.WriteString("\nEvery answer's latency as dnsperf -v prints it (microsecond resolution), nearest-rank percentiles. dnsperf -Q paces the sending, so this is the latency at that load, not under saturation.\n")
 	}
 
 	if len(r.res.Memory) > 0 {
 		b.WriteString("\n## Memory per 100k records\n\n")
 		rows = nil
+		var fd, cf *memResult
 		for _, m := range r.res.Memory {
-			scale := func(d int64) string {
-				if m.Records <= 0 {
-					return "—"
-				}
-				return mib(d * 100_000 / int64(m.Records))
+			rows = append(rows, memRow(m.Server, m))
+			switch m.Server {
+			case srvFlashDNS:
+				fd = m
+			case srvChainfire:
+				cf = m
 			}
-			heap := "—"
-			if m.LoadHeap >= 0 && m.BaseHeap >= 0 {
-				heap = scale(m.LoadHeap - m.BaseHeap)
-			}
-			rows = append(rows, []string{m.Server, count(m.Records), mib(m.BasePSS), mib(m.LoadPSS), scale(m.LoadPSS - m.BasePSS),
-				scale(m.LoadRSS - m.BaseRSS), heap})
+		}
+		if fd != nil && cf != nil {
+			rows = append(rows, memRow(memTotal, &memResult{Records: fd.Records,
+				BasePSS: fd.BasePSS + cf.BasePSS, LoadPSS: fd.LoadPSS + cf.LoadPSS,
+				BaseRSS: fd.BaseRSS + cf.BaseRSS, LoadRSS: fd.LoadRSS + cf.LoadRSS,
+				BaseHeap: sumHeap(fd.BaseHeap, cf.BaseHeap), LoadHeap: sumHeap(fd.LoadHeap, cf.LoadHeap),
+				BaseLive: sumHeap(fd.BaseLive, cf.BaseLive), LoadLive: sumHeap(fd.LoadLive, cf.LoadLive)}))
 		}
 		writeTable(&b, []string{"server", "records", "PSS base MiB", "PSS loaded MiB", "PSS per 100k records MiB",
-			"RSS per 100k records MiB", "Go heap per 100k records MiB"}, rows)
-		b.WriteString("\nEach server started alone with a 3-record zone (base) and with the generated zone (loaded), measured 1 s after it first answered. " +
+			"RSS per 100k records MiB", "Go heap in use / live per 100k records MiB"}, rows)
+		b.WriteString("\nNSD and Knot: each started alone with a 3-record zone (base) and with the generated zone (loaded), measured 1 s after it first answered. " +
+			"FlashDNS: one fresh Chainfire and FlashDNS, the 3-record zone imported through the API (base), then replaced by the generated zone " +
+			"(ImportZone with replace_existing; loaded), each measured 1 s after DNS answered the imported serial; " +
+			"\"flashdns, restarted\" is a new FlashDNS process on the loaded Chainfire (as every replica that did not write the zone holds it), against the same base. " +
+			"Chainfire holds the zone too (its key-value store and the raft log of the import) and is shown apart; the last row is FlashDNS after the import and Chainfire together. " +
 			"PSS sums the process group with shared pages split (NSD's forked servers share the zone); RSS counts them once per process. " +
-			"Go heap is the live heap after GC that fdserve reports; a Go process's RSS adds up to GOGC's headroom on top of it.\n")
+			"Go heap from the process's /metrics: in use is go_memstats_heap_inuse_bytes (spans holding objects, garbage not yet collected included: " +
+			"an idle Go process may not collect for two minutes); live is the live heap at the last GC, go_memstats_next_gc_bytes / (1 + GOGC/100). " +
+			"RSS adds what the runtime has not returned to the OS.\n")
 	}
-	b.WriteString("\n\"other procs CPU %\" is the share of all cores used during the window by processes other than the server, dnsperf and this program (from /proc/stat): rows where it is high were measured under outside contention.\n")
+	b.WriteString("\n\"other procs CPU %\" is the share of all cores used during the window by processes other than the server (and FlashDNS's Chainfire), dnsperf and this program (from /proc/stat): rows where it is high were measured under outside contention.\n")
 	return b.String()
 }
 
@@ -290,6 +314,41 @@ func (r *report) targetRows(pools map[string]*pooled) [][]string {
 			ms(worst) + " ms (worst round)", yesNo(worst < c.targetP99)})
 	}
 	return rows
+}
+
+// storePerQuery is perQuery for a store's CPU, "—" for servers without
+// one.
+func storePerQuery(d time.Duration, n int64) string {
+	if d < 0 {
+		return "—"
+	}
+	return perQuery(d, n)
+}
+
+// memRow is one row of the memory table.
+func memRow(name string, m *memResult) []string {
+	scale := func(d int64) string {
+		if m.Records <= 0 {
+			return "—"
+		}
+		return mib(d * 100_000 / int64(m.Records))
+	}
+	heap := "—"
+	if m.LoadHeap >= 0 && m.BaseHeap >= 0 {
+		heap = scale(m.LoadHeap - m.BaseHeap)
+		if m.LoadLive >= 0 && m.BaseLive >= 0 {
+			heap += " / " + scale(m.LoadLive-m.BaseLive)
+		}
+	}
+	return []string{name, count(m.Records), mib(m.BasePSS), mib(m.LoadPSS), scale(m.LoadPSS - m.BasePSS),
+		scale(m.LoadRSS - m.BaseRSS), heap}
+}
+
+func sumHeap(a, b int64) int64 {
+	if a < 0 || b < 0 {
+		return -1
+	}
+	return a + b
 }
 
 func maxOf(v []float64) float64 {

@@ -3,18 +3,11 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
-	"syscall"
-	"time"
-
-	"github.com/miekg/dns"
 
 	"github.com/photoncloud/photoncloud/test/testenv"
 )
@@ -24,6 +17,9 @@ const (
 	srvNSD      = "nsd"
 	srvKnot     = "knot"
 	srvFlashDNS = "flashdns"
+	// srvChainfire is not a -servers name: it is FlashDNS's store, started
+	// with it and reported beside it.
+	srvChainfire = "chainfire"
 )
 
 // zoneFile is one zone a server is started with.
@@ -37,9 +33,9 @@ type server struct {
 	addr string
 	pgid int
 	stop func() error
-	// heapLive is the Go heap after GC that fdserve reports once loaded
-	// (-1 when the server is not Go or does not say).
-	heapLive int64
+	// storePgid is the process group of the server's store, whose CPU is
+	// reported apart (FlashDNS's Chainfire); 0 for none.
+	storePgid int
 }
 
 // starter starts a server on the zones, with its files under dir.
@@ -52,7 +48,7 @@ func (c *config) starter(name string) (starter, error) {
 	case srvKnot:
 		return c.startKnot, nil
 	case srvFlashDNS:
-		return c.startCommand, nil
+		return c.startFlashDNS, nil
 	}
 	return nil, fmt.Errorf("unknown server %q (have nsd, knot, flashdns)", name)
 }
@@ -68,7 +64,7 @@ func (c *config) startNSD(_ context.Context, zones []zoneFile, dir string) (*ser
 	if err != nil {
 		return nil, err
 	}
-	return &server{name: srvNSD, addr: n.Addr(), pgid: n.Pid(), stop: n.Close, heapLive: -1}, nil
+	return &server{name: srvNSD, addr: n.Addr(), pgid: n.Pid(), stop: n.Close}, nil
 }
 
 // startKnot runs knotd with -knot-workers UDP workers.
@@ -81,135 +77,24 @@ func (c *config) startKnot(_ context.Context, zones []zoneFile, dir string) (*se
 	if err != nil {
 		return nil, err
 	}
-	return &server{name: srvKnot, addr: k.Addr(), pgid: k.Pid(), stop: k.Close, heapLive: -1}, nil
+	return &server{name: srvKnot, addr: k.Addr(), pgid: k.Pid(), stop: k.Close}, nil
 }
 
-// loadedLine is what fdserve prints once its zones are loaded, before it
-// answers; a command that prints no such line reports no heap.
-var loadedLine = regexp.MustCompile(`heap_live_bytes=(\d+)`)
-
-// startCommand runs FlashDNS as -flashdns-cmd says: the template is split
-// on spaces, {addr} becomes the loopback address to answer on, {zones}
-// becomes "-zone origin=file" per zone (fdserve's form) and {zonelist}
-// "origin=file,origin=file". It is ready when every zone answers its SOA.
-func (c *config) startCommand(ctx context.Context, zones []zoneFile, dir string) (*server, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	ports, err := testenv.FreePorts(1)
+// startFlashDNS runs the product: bin/chainfire and bin/flashdns (from
+// -bin-dir) as their own process groups, imports the zones through the
+// flashdns.v1 API and returns once DNS answers every imported serial. The
+// measured process is FlashDNS's; Chainfire's CPU is reported apart.
+func (c *config) startFlashDNS(ctx context.Context, zones []zoneFile, dir string) (*server, error) {
+	st, err := c.startStack(ctx, c.lg, dir)
 	if err != nil {
 		return nil, err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	var zoneArgs, list []string
-	for _, z := range zones {
-		zoneArgs = append(zoneArgs, "-zone", z.origin+"="+z.file)
-		list = append(list, z.origin+"="+z.file)
+	if _, err := st.importZones(ctx, zones, false); err != nil {
+		st.stop(c.lg)
+		return nil, fmt.Errorf("%w; flashdns log tail:\n%s", err, st.fd.logTail())
 	}
-	var args []string
-	for _, f := range strings.Fields(c.flashdnsCmd) {
-		switch f {
-		case "{zones}":
-			args = append(args, zoneArgs...)
-			continue
-		case "{zonelist}":
-			f = strings.Join(list, ",")
-		}
-		args = append(args, strings.ReplaceAll(strings.ReplaceAll(f, "{addr}", addr), "{fdserve}", c.fdserve))
-	}
-	if len(args) == 0 {
-		return nil, errors.New("empty -flashdns-cmd")
-	}
-	logPath := filepath.Join(dir, "flashdns.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close()
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// Run with the Go runtime's defaults, as a deployment would: no GC or
-	// core tuning inherited from whoever runs the benchmark.
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if k == "GOGC" || k == "GOMAXPROCS" || k == "GOMEMLIMIT" || k == "GODEBUG" || strings.HasPrefix(k, "PHOTON_") {
-			continue
-		}
-		cmd.Env = append(cmd.Env, kv)
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", args[0], err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	s := &server{name: srvFlashDNS, addr: addr, pgid: cmd.Process.Pid, heapLive: -1}
-	s.stop = func() error {
-		select {
-		case <-exited:
-			return fmt.Errorf("flashdns exited early: %v", waitErr)
-		default:
-		}
-		_ = syscall.Kill(s.pgid, syscall.SIGTERM)
-		select {
-		case <-exited:
-			return nil
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-s.pgid, syscall.SIGKILL)
-			<-exited
-			return errors.New("flashdns did not stop within 10s; killed")
-		}
-	}
-	if err := waitZones(ctx, addr, zones, exited); err != nil {
-		_ = s.stop()
-		b, _ := os.ReadFile(logPath)
-		return nil, fmt.Errorf("flashdns (%s) not ready: %w; log:\n%s", strings.Join(args, " "), err, tailLines(string(b), 20))
-	}
-	// fdserve prints its loaded line before it serves, so it is in the
-	// log by now.
-	if b, err := os.ReadFile(logPath); err == nil {
-		if m := loadedLine.FindSubmatch(b); m != nil {
-			s.heapLive, _ = strconv.ParseInt(string(m[1]), 10, 64)
-		}
-	}
-	return s, nil
-}
-
-// waitZones polls until every zone answers its SOA authoritatively.
-func waitZones(ctx context.Context, addr string, zones []zoneFile, exited <-chan struct{}) error {
-	deadline := time.Now().Add(2 * time.Minute)
-	c := &dns.Client{Timeout: 300 * time.Millisecond}
-	for {
-		var err error
-		for _, z := range zones {
-			m := new(dns.Msg)
-			m.SetQuestion(z.origin, dns.TypeSOA)
-			var r *dns.Msg
-			if r, _, err = c.ExchangeContext(ctx, m, addr); err == nil && (r.Rcode != dns.RcodeSuccess || !r.Authoritative) {
-				err = fmt.Errorf("%s SOA: %s", z.origin, dns.RcodeToString[r.Rcode])
-			}
-			if err != nil {
-				break
-			}
-		}
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out: %w", err)
-		}
-		select {
-		case <-exited:
-			return errors.New("exited")
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return &server{name: srvFlashDNS, addr: st.dnsAddr, pgid: st.fd.pid(), storePgid: st.cf.pid(),
+		stop: func() error { st.stop(c.lg); return nil }}, nil
 }
 
 // versionOf is the first line of a server's version output plus the start
@@ -224,23 +109,14 @@ func versionOf(name string, c *config) string {
 	case srvKnot:
 		bin, _ = testenv.FindKnot()
 		args = []string{"-V"}
-	case srvFlashDNS:
-		f := strings.Fields(c.flashdnsCmd)
-		if len(f) == 0 {
-			return "?"
-		}
-		bin = strings.ReplaceAll(f[0], "{fdserve}", c.fdserve)
+	case srvFlashDNS, srvChainfire:
+		return binaryID(filepath.Join(c.binDir, name))
 	}
 	if bin == "" {
 		return "not found"
 	}
-	var line string
-	if args != nil {
-		out, _ := exec.Command(bin, args...).CombinedOutput()
-		line, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
-	} else {
-		line = filepath.Base(bin)
-	}
+	out, _ := exec.Command(bin, args...).CombinedOutput()
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	if b, err := os.ReadFile(bin); err == nil {
 		sum := sha256.Sum256(b)
 		line += fmt.Sprintf(" (%s, sha256 %x)", bin, sum[:6])

@@ -162,21 +162,27 @@ func referenceSpeed() float64 {
 }
 
 // cpuWindow measures the CPU used during one dnsperf run: by the server's
-// process group, by the machine and by this program.
+// process group, by its store's (FlashDNS's Chainfire), by the machine and
+// by this program.
 type cpuWindow struct {
-	at                    time.Time
-	server, machine, self time.Duration
+	at                           time.Time
+	server, store, machine, self time.Duration
 }
 
-func sampleWindow(pgid int) cpuWindow {
-	return cpuWindow{at: time.Now(), server: groupCPU(pgid), machine: machineBusy(), self: selfCPU()}
+// sampleWindow samples the CPU so far; storePgid 0 means no store.
+func sampleWindow(pgid, storePgid int) cpuWindow {
+	w := cpuWindow{at: time.Now(), server: groupCPU(pgid), machine: machineBusy(), self: selfCPU()}
+	if storePgid != 0 {
+		w.store = groupCPU(storePgid)
+	}
+	return w
 }
 
 // otherPercent is the share of all cores that processes other than the
-// server, dnsperf (loadgen, measured by its rusage) and this program used
-// between a and b: outside contention on a shared machine.
+// server and its store, dnsperf (loadgen, measured by its rusage) and this
+// program used between a and b: outside contention on a shared machine.
 func otherPercent(a, b cpuWindow, loadgen time.Duration) float64 {
-	used := b.machine - a.machine - (b.server - a.server) - (b.self - a.self) - loadgen
+	used := b.machine - a.machine - (b.server - a.server) - (b.store - a.store) - (b.self - a.self) - loadgen
 	win := b.at.Sub(a.at)
 	if win <= 0 {
 		return 0
