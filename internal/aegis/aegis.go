@@ -83,32 +83,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("TLS: %w", err)
 	}
 	// Bind first: a port in use should fail before anything is created.
-	var grpcLs, httpLs []net.Listener
-	closeListeners := func() {
-		for _, l := range append(grpcLs, httpLs...) {
-			_ = l.Close()
-		}
+	ls, err := platform.ListenAPI(cfg.ListenGRPCURLs, cfg.ListenHTTPURLs, serverTLS)
+	if err != nil {
+		return nil, err
 	}
-	for _, u := range cfg.ListenGRPCURLs {
-		l, secure, err := platform.ListenNetwork(u)
-		if err != nil {
-			closeListeners()
-			return nil, err
-		}
-		grpcLs = append(grpcLs, l)
-		if secure && serverTLS == nil {
-			closeListeners()
-			return nil, fmt.Errorf("listen %s: TLS URL without a certificate; set --cert-file and --key-file", u)
-		}
-	}
-	for _, u := range cfg.ListenHTTPURLs {
-		l, err := platform.Listen(u, serverTLS)
-		if err != nil {
-			closeListeners()
-			return nil, err
-		}
-		httpLs = append(httpLs, l)
-	}
+	grpcLs, httpLs := ls.GRPC, ls.HTTP
 	s.grpcAddr = grpcLs[0].Addr().String()
 	s.issuer = cfg.Issuer
 	if len(httpLs) > 0 {
@@ -123,11 +102,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	if err := s.open(ctx); err != nil {
-		closeListeners()
+		ls.Close()
 		return nil, err
 	}
 	if err := s.serve(ctx, grpcLs, httpLs, serverTLS); err != nil {
-		closeListeners()
+		ls.Close()
 		return nil, err
 	}
 	ok = true

@@ -168,3 +168,45 @@ func (g *Group) Stop(ctx context.Context) error {
 	g.wg.Wait()
 	return first
 }
+
+// APIListeners are a service's bound API listeners: gRPC (TLS, if any, is
+// done by the gRPC server) and HTTP (TLS done by the listener).
+type APIListeners struct {
+	GRPC []net.Listener
+	HTTP []net.Listener
+}
+
+// ListenAPI binds every gRPC and HTTP URL, before a service creates
+// anything else, so that a port in use fails its start at once. An https
+// gRPC URL without serverTLS is an error. On error nothing stays bound.
+func ListenAPI(grpcURLs, httpURLs []string, serverTLS *tls.Config) (*APIListeners, error) {
+	ls := &APIListeners{}
+	for _, u := range grpcURLs {
+		l, secure, err := ListenNetwork(u)
+		if err != nil {
+			ls.Close()
+			return nil, err
+		}
+		ls.GRPC = append(ls.GRPC, l)
+		if secure && serverTLS == nil {
+			ls.Close()
+			return nil, fmt.Errorf("listen %s: TLS URL without a certificate; set --cert-file and --key-file", u)
+		}
+	}
+	for _, u := range httpURLs {
+		l, err := Listen(u, serverTLS)
+		if err != nil {
+			ls.Close()
+			return nil, err
+		}
+		ls.HTTP = append(ls.HTTP, l)
+	}
+	return ls, nil
+}
+
+// Close closes every listener (those not yet handed to a server).
+func (ls *APIListeners) Close() {
+	for _, l := range append(ls.GRPC, ls.HTTP...) {
+		_ = l.Close()
+	}
+}

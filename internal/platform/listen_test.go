@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,5 +102,38 @@ func TestGroupReportsFailure(t *testing.T) {
 	}
 	if err := g.Stop(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestListenAPI binds a service's listeners, and on a failure leaves none
+// bound.
+func TestListenAPI(t *testing.T) {
+	ls, err := ListenAPI([]string{"http://127.0.0.1:0"}, []string{"http://127.0.0.1:0"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpcAddr := ls.GRPC[0].Addr().String()
+	defer ls.Close()
+	if len(ls.GRPC) != 1 || len(ls.HTTP) != 1 {
+		t.Fatalf("listeners %+v", ls)
+	}
+	// The HTTP port is taken: the gRPC one bound before the failure must
+	// be released again.
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	freeAddr := free.Addr().String()
+	free.Close()
+	if _, err := ListenAPI([]string{"http://" + freeAddr}, []string{"http://" + grpcAddr}, nil); err == nil {
+		t.Fatal("a port in use was bound")
+	}
+	again, err := ListenAPI([]string{"http://" + freeAddr}, nil, nil)
+	if err != nil {
+		t.Fatalf("the gRPC port of the failed attempt is still bound: %v", err)
+	}
+	again.Close()
+	if _, err := ListenAPI([]string{"https://127.0.0.1:0"}, nil, nil); err == nil || !strings.Contains(err.Error(), "without a certificate") {
+		t.Fatalf("https without TLS: %v", err)
 	}
 }
