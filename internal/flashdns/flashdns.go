@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -132,7 +133,7 @@ func (s *Server) open(ctx context.Context) error {
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	st, err := store.Open(openCtx, store.Options{
-		Client: cli, Logger: cfg.Logger.With("component", "store"), Registry: cfg.Registry,
+		Client: cli, Logger: cfg.Logger.With("component", "store"), Registry: s.registerer(),
 		DefaultNameservers: cfg.DefaultNameservers,
 	})
 	if err != nil {
@@ -166,7 +167,7 @@ func (s *Server) open(ctx context.Context) error {
 		authz = s.authz
 	}
 	api, err := server.New(server.Config{Store: st, Authorizer: authz,
-		Logger: cfg.Logger.With("component", "api"), Registry: cfg.Registry})
+		Logger: cfg.Logger.With("component", "api"), Registry: s.registerer()})
 	if err != nil {
 		return err
 	}
@@ -218,7 +219,7 @@ func (s *Server) openAegis(ctx context.Context) error {
 		DenialCode:    server.DenialCode,
 		PublicMethods: []string{"/grpc.health.v1.Health/"},
 		Logger:        cfg.Logger.With("component", "aegis"),
-		Registry:      cfg.Registry,
+		Registry:      s.registerer(),
 	})
 	if err != nil {
 		return fmt.Errorf("aegis authorizer: %w", err)
@@ -305,6 +306,16 @@ func (s *Server) ready() error {
 	default:
 		return fmt.Errorf("chainfire connection %s", st)
 	}
+}
+
+// registerer is cfg.Registry as the interface the parts take: nil stays
+// nil (no metrics) instead of becoming a non-nil interface holding a nil
+// registry.
+func (s *Server) registerer() prometheus.Registerer {
+	if s.cfg.Registry == nil {
+		return nil
+	}
+	return s.cfg.Registry
 }
 
 // GRPCAddr is the address of the first gRPC listener.

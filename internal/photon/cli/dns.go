@@ -157,11 +157,12 @@ func (d dnsTarget) dial(creds credentials.PerRPCCredentials) (*grpc.ClientConn, 
 		}
 		tc = credentials.NewTLS(cfg)
 	}
-	cc, err := grpc.NewClient(d.endpoint,
-		grpc.WithUserAgent("photon-cli"),
-		grpc.WithTransportCredentials(tc),
-		grpc.WithPerRPCCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxDNSRecvBytes)))
+	opts := []grpc.DialOption{grpc.WithUserAgent("photon-cli"), grpc.WithTransportCredentials(tc),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxDNSRecvBytes))}
+	if creds != nil {
+		opts = append(opts, grpc.WithPerRPCCredentials(creds))
+	}
+	cc, err := grpc.NewClient(d.endpoint, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to flashdns at %s: %w", d.url, err)
 	}
@@ -219,13 +220,20 @@ func (o *dnsOptions) run(prepare func(cmd *cobra.Command, args []string) (dnsAct
 		ctx, cancel := context.WithTimeout(cmd.Context(), o.conn.timeout)
 		defer cancel()
 		a, src, err := sessionToken(ctx, o.env, &o.conn)
-		if err != nil {
+		if err != nil && !errors.Is(err, errNoSession) {
 			return err
 		}
 		if d, err = d.finish(a); err != nil {
 			return err
 		}
-		cc, err := d.dial(bearerCreds{src: src, secure: d.tls})
+		// Without any stored session the call goes without a token: a
+		// lab's FlashDNS (--auth none) needs none, and one that does
+		// answers UNAUTHENTICATED, which says to run photon login.
+		var creds credentials.PerRPCCredentials
+		if src != nil {
+			creds = bearerCreds{src: src, secure: d.tls}
+		}
+		cc, err := d.dial(creds)
 		if err != nil {
 			return err
 		}

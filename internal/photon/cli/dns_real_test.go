@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -19,6 +20,7 @@ import (
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
 	aegisclient "github.com/photoncloud/photoncloud/client/aegis"
+	"github.com/photoncloud/photoncloud/internal/flashdns"
 	"github.com/photoncloud/photoncloud/internal/flashdns/server"
 	"github.com/photoncloud/photoncloud/internal/flashdns/store"
 )
@@ -369,7 +371,7 @@ func TestDNSRealAccess(t *testing.T) {
 	if code, _, errs := photon(t, "", "logout"); code != 0 {
 		t.Fatalf("logout: %s", errs)
 	}
-	if errs := dnsFails(t, "zone", "list", "--org", "zeta", "--project", "web"); !strings.HasPrefix(errs, "photon: not logged in to ") {
+	if errs := dnsFails(t, "zone", "list", "--org", "zeta", "--project", "web"); !strings.Contains(errs, "not authenticated: missing bearer token (run photon login)") {
 		t.Fatalf("after logout: %q", errs)
 	}
 }
@@ -438,5 +440,32 @@ func TestDNSRealDocExamples(t *testing.T) {
 	}
 	if out := dnsOK(t, "", append([]string{"zone", "list", "--filter", `dns_name = "example*" AND labels.env = prod`, "--limit", "20"}, p...)...); strings.Count(out, "\n") != 2 {
 		t.Fatalf("zone list --filter:\n%s", out)
+	}
+}
+
+// TestDNSAuthNoneWithoutLogin is the lab setup: a FlashDNS with
+// authorization off and no Aegis at all; photon dns works without a
+// session.
+func TestDNSAuthNoneWithoutLogin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fd, err := flashdns.Start(ctx, flashdns.Config{
+		Auth: flashdns.AuthNone, ChainfireEndpoints: []string{startChainfire(t)},
+		ListenGRPCURLs: []string{"http://127.0.0.1:0"}, ListenHTTPURLs: []string{},
+		DNSAddrs: []string{"127.0.0.1:0"}, DNSSockets: 1, DefaultNameservers: []string{"ns1.example.net."},
+		Logger: testLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fd.Close() })
+	t.Setenv(envConfigDir, filepath.Join(t.TempDir(), "photon"))
+	t.Setenv(envFlashDNSURL, "http://"+fd.GRPCAddr())
+
+	dnsOK(t, "", "zone", "create", "example.org", "--org", "lab", "--project", "dns")
+	dnsOK(t, "", "record", "set", "--zone", "example.org", "--org", "lab", "--project", "dns", "www", "A", "192.0.2.7")
+	r, _, err := (&dns.Client{Timeout: 5 * time.Second}).Exchange(new(dns.Msg).SetQuestion("www.example.org.", dns.TypeA), fd.DNSAddr())
+	if err != nil || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "192.0.2.7" {
+		t.Fatalf("www.example.org A: %v %v", r, err)
 	}
 }

@@ -479,7 +479,9 @@ func sessionToken(ctx context.Context, env cliEnv, o *connOptions) (target, oaut
 	}
 	p := f.profile(t.url)
 	if p == nil {
-		return target{}, nil, fmt.Errorf("%w to %s: run photon login --username <user> --password-stdin", errNotLoggedIn, t.url)
+		// The target goes with the error, for callers that can do
+		// without a session (see errNoSession).
+		return t, nil, fmt.Errorf("%w to %s: run photon login --username <user> --password-stdin", errNoSession, t.url)
 	}
 	hc, err := t.httpClient()
 	if err != nil {

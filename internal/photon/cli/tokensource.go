@@ -12,6 +12,11 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// errNoSession is errNotLoggedIn when no session at all is stored for
+// the Aegis in use (rather than one that ended): a command whose server
+// may need no token (FlashDNS with --auth none) can go on without one.
+var errNoSession = fmt.Errorf("%w", errNotLoggedIn)
+
 // errNotLoggedIn and errSessionEnded tell the user what to do; both are
 // answered by `photon login`.
 var (
