@@ -17,6 +17,7 @@ import (
 
 	"github.com/photoncloud/photoncloud/internal/aegis/policy"
 	"github.com/photoncloud/photoncloud/internal/aegis/token"
+	"github.com/photoncloud/photoncloud/internal/platform/watchfeed"
 )
 
 // Options configures a Store. Client is required; the zero value of every
@@ -118,9 +119,7 @@ type Store struct {
 	wg     sync.WaitGroup
 
 	watcher clientv3.Watcher
-	wmu     sync.Mutex
-	wctx    context.Context    // context of the current watch, for progress requests
-	wcancel context.CancelFunc // cancels the current watch
+	feed    *watchfeed.Feed
 
 	cbMu      sync.Mutex
 	keyCBs    []func()
@@ -167,8 +166,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s.watcher = clientv3.NewWatcher(s.cli)
+	s.feed = watchfeed.New(watchfeed.Options{Watcher: s.watcher, Prefix: iamPrefix, Index: feedIndex{s},
+		Logger: s.lg, BeforeWatch: opts.testBeforeWatch})
 	s.wg.Add(2)
-	go s.watchLoop()
+	go func() {
+		defer s.wg.Done()
+		s.feed.Run(s.ctx)
+	}()
 	go s.notifyLoop()
 	if opts.SweepInterval > 0 {
 		s.wg.Add(1)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -122,125 +121,35 @@ func (s *Store) applyEvents(evs []*clientv3.Event) {
 	s.advance(rev)
 }
 
-// watchLoop keeps the index current until Close.
-func (s *Store) watchLoop() {
-	defer s.wg.Done()
-	backoff := 50 * time.Millisecond
-	for s.ctx.Err() == nil {
-		started := time.Now()
-		needReload := s.watchOnce()
-		if s.ctx.Err() != nil {
-			return
-		}
-		if needReload {
-			for s.ctx.Err() == nil {
-				err := s.reload(s.ctx)
-				if err == nil {
-					break
-				}
-				s.lg.Warn("reloading the index failed; retrying", "err", err)
-				if !s.sleep(backoff) {
-					return
-				}
-				backoff = min(2*backoff, time.Second)
-			}
-		}
-		if time.Since(started) > 10*time.Second {
-			backoff = 50 * time.Millisecond
-		} else if !needReload {
-			// A watch that ends at once (no leader, Chainfire down) must
-			// not spin.
-			if !s.sleep(backoff) {
-				return
-			}
-			backoff = min(2*backoff, time.Second)
-		}
-	}
+// feedIndex is the Store as the watchfeed.Index its Feed keeps current.
+type feedIndex struct{ s *Store }
+
+func (f feedIndex) Revision() int64 {
+	f.s.ix.mu.RLock()
+	defer f.s.ix.mu.RUnlock()
+	return f.s.ix.rev
 }
 
-func (s *Store) sleep(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.ctx.Done():
-		return false
+func (f feedIndex) Apply(evs []*clientv3.Event) { f.s.applyEvents(evs) }
+
+func (f feedIndex) Progress(rev int64) {
+	f.s.ix.mu.Lock()
+	if rev > f.s.ix.rev {
+		f.s.ix.rev = rev
 	}
+	f.s.ix.mu.Unlock()
+	f.s.advance(rev)
 }
 
-// watchOnce watches from the applied revision until the watch ends; it
-// reports whether events were lost so that the index must be reloaded.
-func (s *Store) watchOnce() (needReload bool) {
-	if s.opts.testBeforeWatch != nil {
-		s.opts.testBeforeWatch()
-	}
-	// WithRequireLeader ends the watch when the Chainfire member loses its
-	// leader, rather than leaving the index silently stale.
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(s.ctx))
-	defer cancel()
-	s.wmu.Lock()
-	s.wctx, s.wcancel = wctx, cancel
-	s.wmu.Unlock()
-	defer func() {
-		s.wmu.Lock()
-		s.wctx, s.wcancel = nil, nil
-		s.wmu.Unlock()
-	}()
-
-	s.ix.mu.RLock()
-	from := s.ix.rev + 1
-	s.ix.mu.RUnlock()
-	for resp := range s.watcher.Watch(wctx, iamPrefix, clientv3.WithPrefix(), clientv3.WithRev(from)) {
-		if resp.CompactRevision != 0 {
-			s.lg.Info("watch fell behind a compaction; reloading the index",
-				"from", from, "compacted", resp.CompactRevision)
-			return true
-		}
-		if err := resp.Err(); err != nil {
-			if s.ctx.Err() == nil {
-				s.lg.Warn("watch ended; restarting", "err", err)
-			}
-			return false
-		}
-		if resp.IsProgressNotify() {
-			// Every event up to the header revision has been delivered.
-			s.ix.mu.Lock()
-			if resp.Header.Revision > s.ix.rev {
-				s.ix.rev = resp.Header.Revision
-			}
-			s.ix.mu.Unlock()
-			s.advance(resp.Header.Revision)
-			continue
-		}
-		s.applyEvents(resp.Events)
-	}
-	return false
-}
+func (f feedIndex) Reload(ctx context.Context) error { return f.s.reload(ctx) }
 
 // requestProgress asks Chainfire for a progress notification on the
 // current watch.
-func (s *Store) requestProgress() {
-	s.wmu.Lock()
-	wctx := s.wctx
-	s.wmu.Unlock()
-	if wctx == nil {
-		return
-	}
-	if err := s.watcher.RequestProgress(wctx); err != nil && wctx.Err() == nil {
-		s.lg.Debug("progress request failed", "err", err)
-	}
-}
+func (s *Store) requestProgress() { s.feed.RequestProgress() }
 
-// kickWatch ends the current watch; the loop starts a new one. Tests use
+// kickWatch ends the current watch; the feed starts a new one. Tests use
 // it to simulate a lost connection.
-func (s *Store) kickWatch() {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.wcancel != nil {
-		s.wcancel()
-	}
-}
+func (s *Store) kickWatch() { s.feed.Kick() }
 
 // OnSigningKeysChanged registers fn to be called (from a goroutine of the
 // Store, never concurrently with itself) whenever the stored signing-key

@@ -15,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/photoncloud/photoncloud/internal/flashdns/zone"
+	"github.com/photoncloud/photoncloud/internal/platform/watchfeed"
 )
 
 // Options configures a Store. Client is required; the zero value of every
@@ -176,9 +177,7 @@ type Store struct {
 	wg     sync.WaitGroup
 
 	watcher clientv3.Watcher
-	wmu     sync.Mutex
-	wctx    context.Context
-	wcancel context.CancelFunc
+	feed    *watchfeed.Feed
 }
 
 // Open loads every zone from Chainfire (one read of /flashdns/ at a
@@ -214,8 +213,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s.watcher = clientv3.NewWatcher(s.cli)
+	s.feed = watchfeed.New(watchfeed.Options{Watcher: s.watcher, Prefix: rootPrefix, Index: feedIndex{s},
+		Logger: s.lg, BeforeWatch: opts.testBeforeWatch})
 	s.wg.Add(1)
-	go s.watchLoop()
+	go func() {
+		defer s.wg.Done()
+		s.feed.Run(s.ctx)
+	}()
 	if opts.SweepInterval > 0 {
 		s.wg.Add(1)
 		go s.sweepLoop()
