@@ -208,26 +208,13 @@ func (a *Aegis) Start() {
 		a.t.Fatalf("start %s: already running", a.Name)
 	}
 	args := a.Args()
-	cmd := exec.Command(a.bins.Aegis, args...)
-	cmd.Env = photonEnv(nil)
-	cmd.Stdout = a.stdout
-	cmd.Stderr = a.log
 	if fi, err := a.log.Stat(); err == nil {
 		a.logStart = fi.Size()
 	}
 	if fi, err := a.stdout.Stat(); err == nil {
 		a.stdoutStart = fi.Size()
 	}
-	fmt.Fprintf(a.log, "\n===== e2e %s: start %s %s\n", time.Now().Format(time.RFC3339Nano), a.bins.Aegis, strings.Join(args, " "))
-	if err := cmd.Start(); err != nil {
-		a.t.Fatalf("start %s: %v", a.bins.Aegis, err)
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	a.proc = p
+	a.proc = launch(a.t, a.bins.Aegis, args, photonEnv(nil), a.stdout, a.log, a.log, "")
 }
 
 func (a *Aegis) current() *process {
@@ -258,32 +245,7 @@ func (a *Aegis) WaitReady() {
 }
 
 func (a *Aegis) awaitReady() error {
-	p := a.current()
-	hc := &http.Client{Timeout: time.Second}
-	defer hc.CloseIdleConnections()
-	deadline := time.Now().Add(aegisReadyTimeout)
-	var last error
-	for {
-		if p.exited() {
-			return fmt.Errorf("%s exited before becoming ready: %v", a.Name, p.err)
-		}
-		resp, err := hc.Get(a.HTTPURL() + "/readyz")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("/readyz: %s", resp.Status)
-		}
-		last = err
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready within %v: %w", a.Name, aegisReadyTimeout, last)
-		}
-		select {
-		case <-p.done:
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return awaitReadyz(a.current(), a.Name, a.HTTPURL(), aegisReadyTimeout)
 }
 
 // retryPortConflict moves a replica that lost the race for its free ports
@@ -311,19 +273,7 @@ func (a *Aegis) retryPortConflict() bool {
 // Kill sends SIGKILL and waits for the process to be gone.
 func (a *Aegis) Kill() {
 	a.t.Helper()
-	p := a.current()
-	if p == nil || p.exited() {
-		a.t.Fatalf("kill %s: not running", a.Name)
-	}
-	fmt.Fprintf(a.log, "\n===== e2e %s: SIGKILL\n", time.Now().Format(time.RFC3339Nano))
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		a.t.Fatalf("SIGKILL: %v", err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(killTimeout):
-		a.t.Fatalf("%s still running %v after SIGKILL", a.Name, killTimeout)
-	}
+	kill(a.t, a.current(), a.Name, a.log)
 }
 
 // Stop sends SIGTERM and waits for the process to exit, failing the test
@@ -378,14 +328,7 @@ func (a *Aegis) Log() string {
 }
 
 func (a *Aegis) cleanup() {
-	if p := a.current(); p != nil && !p.exited() {
-		_ = p.cmd.Process.Kill()
-		select {
-		case <-p.done:
-		case <-time.After(killTimeout):
-			a.t.Errorf("%s (pid %d) still running after SIGKILL", a.Name, p.cmd.Process.Pid)
-		}
-	}
+	reap(a.t, a.current(), a.Name)
 	_ = a.log.Close()
 	_ = a.stdout.Close()
 	if m := crashMarker.FindString(a.Log()); m != "" {

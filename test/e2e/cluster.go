@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -311,23 +312,91 @@ func (s *Server) Start() {
 		args = s.DefaultArgs()
 	}
 	args = TranslateArgs(s.bins.Kind, append(args, s.opts.ExtraArgs...))
-	cmd := exec.Command(s.bins.Server, args...)
-	cmd.Env = ServerEnv(s.opts.Env)
-	cmd.Stdout = s.log
-	cmd.Stderr = s.log
 	if fi, err := s.log.Stat(); err == nil {
 		s.logStart = fi.Size()
 	}
-	fmt.Fprintf(s.log, "\n===== e2e %s: start %s %s (env %q)\n", time.Now().Format(time.RFC3339Nano), s.bins.Server, strings.Join(args, " "), s.opts.Env)
+	s.proc = launch(s.t, s.bins.Server, args, ServerEnv(s.opts.Env), s.log, s.log, s.log, fmt.Sprintf(" (env %q)", s.opts.Env))
+}
+
+// launch starts bin with args and env, its output to stdout and stderr,
+// and records the start in log (the harness's log of the server).
+func launch(t testing.TB, bin string, args, env []string, stdout, stderr, log io.Writer, note string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Stdout = stdout
+	cmd.Stderr = stderr
+	fmt.Fprintf(log, "\n===== e2e %s: start %s %s%s\n", time.Now().Format(time.RFC3339Nano), bin, strings.Join(args, " "), note)
 	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start %s: %v", s.bins.Server, err)
+		t.Fatalf("start %s: %v", bin, err)
 	}
 	p := &process{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
-	s.proc = p
+	return p
+}
+
+// kill sends SIGKILL to the running process p of the server name, noted
+// in log, and waits for it to be gone.
+func kill(t testing.TB, p *process, name string, log io.Writer) {
+	t.Helper()
+	if p == nil || p.exited() {
+		t.Fatalf("kill %s: not running", name)
+	}
+	fmt.Fprintf(log, "\n===== e2e %s: SIGKILL\n", time.Now().Format(time.RFC3339Nano))
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("SIGKILL: %v", err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(killTimeout):
+		t.Fatalf("%s still running %v after SIGKILL", name, killTimeout)
+	}
+}
+
+// reap kills p, if it still runs, when its test ends.
+func reap(t testing.TB, p *process, name string) {
+	if p == nil || p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	select {
+	case <-p.done:
+	case <-time.After(killTimeout):
+		t.Errorf("%s (pid %d) still running after SIGKILL", name, p.cmd.Process.Pid)
+	}
+}
+
+// awaitReadyz polls httpURL/readyz until it answers 200, failing when p
+// exits first or timeout passes.
+func awaitReadyz(p *process, name, httpURL string, timeout time.Duration) error {
+	hc := &http.Client{Timeout: time.Second}
+	defer hc.CloseIdleConnections()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		if p.exited() {
+			return fmt.Errorf("%s exited before becoming ready: %v", name, p.err)
+		}
+		resp, err := hc.Get(httpURL + "/readyz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("/readyz: %s", resp.Status)
+		}
+		last = err
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready within %v: %w", name, timeout, last)
+		}
+		select {
+		case <-p.done:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func (p *process) exited() bool {
@@ -463,19 +532,7 @@ func (s *Server) Stop() error {
 // Kill sends SIGKILL and waits for the process to be gone.
 func (s *Server) Kill() {
 	s.t.Helper()
-	p := s.current()
-	if p == nil || p.exited() {
-		s.t.Fatalf("kill %s: not running", s.bins.Kind)
-	}
-	fmt.Fprintf(s.log, "\n===== e2e %s: SIGKILL\n", time.Now().Format(time.RFC3339Nano))
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		s.t.Fatalf("SIGKILL: %v", err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(killTimeout):
-		s.t.Fatalf("%s still running %v after SIGKILL", s.bins.Kind, killTimeout)
-	}
+	kill(s.t, s.current(), s.bins.Kind, s.log)
 }
 
 // Restart stops the server gracefully and starts it again on the same data
@@ -501,14 +558,7 @@ func ExitedBySIGTERM(err error) bool {
 }
 
 func (s *Server) cleanup() {
-	if p := s.current(); p != nil && !p.exited() {
-		_ = p.cmd.Process.Kill()
-		select {
-		case <-p.done:
-		case <-time.After(killTimeout):
-			s.t.Errorf("%s (pid %d) still running after SIGKILL", s.bins.Kind, p.cmd.Process.Pid)
-		}
-	}
+	reap(s.t, s.current(), s.bins.Kind)
 	_ = s.log.Close()
 	if m := crashMarker.FindString(s.Log()); m != "" {
 		s.t.Errorf("%s log shows a crash (%q)", s.bins.Kind, m)

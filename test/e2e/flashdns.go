@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -184,28 +183,15 @@ func (f *FlashDNS) Start() {
 		f.t.Fatalf("start %s: already running", f.Name)
 	}
 	args := f.Args()
-	cmd := exec.Command(f.bin, args...)
 	var env []string
 	if f.opts.Aegis != nil {
 		env = append(env, "PHOTON_FLASHDNS_AEGIS_CLIENT_SECRET="+f.opts.ClientSecret)
 	}
-	cmd.Env = photonEnv(env)
-	cmd.Stdout = f.log
-	cmd.Stderr = f.log
 	if fi, err := f.log.Stat(); err == nil {
 		f.logStart = fi.Size()
 	}
 	// The TSIG secrets are on the command line; this log is the test's own.
-	fmt.Fprintf(f.log, "\n===== e2e %s: start %s %s\n", time.Now().Format(time.RFC3339Nano), f.bin, strings.Join(args, " "))
-	if err := cmd.Start(); err != nil {
-		f.t.Fatalf("start %s: %v", f.bin, err)
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	f.proc = p
+	f.proc = launch(f.t, f.bin, args, photonEnv(env), f.log, f.log, f.log, "")
 }
 
 func (f *FlashDNS) current() *process {
@@ -236,32 +222,7 @@ func (f *FlashDNS) WaitReady() {
 }
 
 func (f *FlashDNS) awaitReady() error {
-	p := f.current()
-	hc := &http.Client{Timeout: time.Second}
-	defer hc.CloseIdleConnections()
-	deadline := time.Now().Add(flashDNSReadyTimeout)
-	var last error
-	for {
-		if p.exited() {
-			return fmt.Errorf("%s exited before becoming ready: %v", f.Name, p.err)
-		}
-		resp, err := hc.Get(f.HTTPURL() + "/readyz")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("/readyz: %s", resp.Status)
-		}
-		last = err
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready within %v: %w", f.Name, flashDNSReadyTimeout, last)
-		}
-		select {
-		case <-p.done:
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return awaitReadyz(f.current(), f.Name, f.HTTPURL(), flashDNSReadyTimeout)
 }
 
 // retryPortConflict moves a replica that lost the race for its free ports
@@ -289,19 +250,7 @@ func (f *FlashDNS) retryPortConflict() bool {
 // Kill sends SIGKILL and waits for the process to be gone.
 func (f *FlashDNS) Kill() {
 	f.t.Helper()
-	p := f.current()
-	if p == nil || p.exited() {
-		f.t.Fatalf("kill %s: not running", f.Name)
-	}
-	fmt.Fprintf(f.log, "\n===== e2e %s: SIGKILL\n", time.Now().Format(time.RFC3339Nano))
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		f.t.Fatalf("SIGKILL: %v", err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(killTimeout):
-		f.t.Fatalf("%s still running %v after SIGKILL", f.Name, killTimeout)
-	}
+	kill(f.t, f.current(), f.Name, f.log)
 }
 
 // Log is the replica's whole log (stdout and stderr), over all its runs.
@@ -314,14 +263,7 @@ func (f *FlashDNS) Log() string {
 }
 
 func (f *FlashDNS) cleanup() {
-	if p := f.current(); p != nil && !p.exited() {
-		_ = p.cmd.Process.Kill()
-		select {
-		case <-p.done:
-		case <-time.After(killTimeout):
-			f.t.Errorf("%s (pid %d) still running after SIGKILL", f.Name, p.cmd.Process.Pid)
-		}
-	}
+	reap(f.t, f.current(), f.Name)
 	_ = f.log.Close()
 	if m := crashMarker.FindString(f.Log()); m != "" {
 		f.t.Errorf("%s log shows a crash (%q)", f.Name, m)
