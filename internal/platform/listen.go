@@ -43,12 +43,9 @@ func ListenNetwork(rawURL string) (l net.Listener, secure bool, err error) {
 // unixs URLs are wrapped in TLS with tlsCfg, which they require; a bare
 // host:port uses TLS when tlsCfg is set; http and unix URLs are plaintext.
 func Listen(rawURL string, tlsCfg *tls.Config) (net.Listener, error) {
-	_, _, secure, err := parseListenURL(rawURL)
+	secure, err := checkTLSURL(rawURL, tlsCfg)
 	if err != nil {
 		return nil, err
-	}
-	if secure && tlsCfg == nil {
-		return nil, fmt.Errorf("listen %s: TLS URL without a certificate; set --cert-file and --key-file", rawURL)
 	}
 	l, _, err := ListenNetwork(rawURL)
 	if err != nil {
@@ -58,6 +55,19 @@ func Listen(rawURL string, tlsCfg *tls.Config) (net.Listener, error) {
 		return tls.NewListener(l, tlsCfg), nil
 	}
 	return l, nil
+}
+
+// checkTLSURL parses rawURL and refuses a TLS URL without a TLS
+// configuration, before anything is bound.
+func checkTLSURL(rawURL string, tlsCfg *tls.Config) (secure bool, err error) {
+	_, _, secure, err = parseListenURL(rawURL)
+	if err != nil {
+		return false, err
+	}
+	if secure && tlsCfg == nil {
+		return false, fmt.Errorf("listen %s: TLS URL without a certificate; set --cert-file and --key-file", rawURL)
+	}
+	return secure, nil
 }
 
 func parseListenURL(rawURL string) (network, addr string, secure bool, err error) {
@@ -182,16 +192,16 @@ type APIListeners struct {
 func ListenAPI(grpcURLs, httpURLs []string, serverTLS *tls.Config) (*APIListeners, error) {
 	ls := &APIListeners{}
 	for _, u := range grpcURLs {
-		l, secure, err := ListenNetwork(u)
+		if _, err := checkTLSURL(u, serverTLS); err != nil {
+			ls.Close()
+			return nil, err
+		}
+		l, _, err := ListenNetwork(u)
 		if err != nil {
 			ls.Close()
 			return nil, err
 		}
 		ls.GRPC = append(ls.GRPC, l)
-		if secure && serverTLS == nil {
-			ls.Close()
-			return nil, fmt.Errorf("listen %s: TLS URL without a certificate; set --cert-file and --key-file", u)
-		}
 	}
 	for _, u := range httpURLs {
 		l, err := Listen(u, serverTLS)
