@@ -205,7 +205,7 @@ func (s *Store) installSnapshots(jobs []*buildJob, full bool) {
 		}
 	}
 	var next *zone.Table
-	if full || len(jobs) > 16 {
+	if full {
 		var snaps []*zone.Snapshot
 		for _, zs := range s.ix.zones {
 			if zs.enabled() && zs.snap != nil {
@@ -214,16 +214,19 @@ func (s *Store) installSnapshots(jobs []*buildJob, full bool) {
 		}
 		next = zone.NewTable(snaps...)
 	} else {
-		next = cur
+		// One copy of the table for every zone the events touched.
+		var put []*zone.Snapshot
+		var remove []string
 		for _, j := range jobs {
 			zs := s.ix.zones[j.id]
 			switch {
 			case zs == nil || !zs.enabled():
-				next = next.Without(origin(j.id))
+				remove = append(remove, origin(j.id))
 			case zs.snap != nil:
-				next = next.With(zs.snap)
+				put = append(put, zs.snap)
 			}
 		}
+		next = cur.Update(put, remove)
 	}
 	for _, j := range jobs {
 		if j.err != nil {

@@ -28,25 +28,29 @@ func NewTable(snaps ...*Snapshot) *Table {
 
 // With returns a copy of t with s added, replacing a zone with the same
 // origin. t is unchanged.
-func (t *Table) With(s *Snapshot) *Table {
-	n := &Table{zones: make(map[string]*Snapshot, t.Len()+1)}
-	if t != nil {
-		maps.Copy(n.zones, t.zones)
-	}
-	if s != nil {
-		n.zones[s.origin] = s
-	}
-	return n
-}
+func (t *Table) With(s *Snapshot) *Table { return t.Update([]*Snapshot{s}, nil) }
 
 // Without returns a copy of t without the zone origin (any case, with or
 // without the trailing dot). t is unchanged.
-func (t *Table) Without(origin string) *Table {
-	n := &Table{zones: make(map[string]*Snapshot, t.Len())}
+func (t *Table) Without(origin string) *Table { return t.Update(nil, []string{origin}) }
+
+// Update returns a copy of t with the zones of remove (origins in any
+// case, with or without the trailing dot) taken out and then put added,
+// each replacing a zone with the same origin: one copy of the map for a
+// whole batch of changes. t is unchanged; nil entries of put are skipped.
+func (t *Table) Update(put []*Snapshot, remove []string) *Table {
+	n := &Table{zones: make(map[string]*Snapshot, t.Len()+len(put))}
 	if t != nil {
 		maps.Copy(n.zones, t.zones)
 	}
-	delete(n.zones, Canonical(origin))
+	for _, o := range remove {
+		delete(n.zones, Canonical(o))
+	}
+	for _, s := range put {
+		if s != nil {
+			n.zones[s.origin] = s
+		}
+	}
 	return n
 }
 

@@ -213,3 +213,22 @@ func TestConcurrentUse(t *testing.T) {
 		<-done
 	}
 }
+
+// TestTableUpdate applies a batch of additions and removals in one copy.
+func TestTableUpdate(t *testing.T) {
+	ex := loadZone(t, "example.com.")
+	child := loadZone(t, "child.example.com.")
+	z2 := loadZone(t, "zone2.test.")
+	t1 := NewTable(ex, z2)
+	t2 := t1.Update([]*Snapshot{child, nil}, []string{"ZONE2.test"})
+	if t1.Len() != 2 || t1.Get("zone2.test.") != z2 {
+		t.Fatal("Update changed the table it was called on")
+	}
+	if t2.Len() != 2 || t2.Get("example.com.") != ex || t2.Get("child.example.com.") != child || t2.Get("zone2.test.") != nil {
+		t.Fatalf("after Update: %d zones", t2.Len())
+	}
+	var empty *Table
+	if e := empty.Update([]*Snapshot{ex}, []string{"zone2.test."}); e.Len() != 1 || e.Get("example.com.") != ex {
+		t.Fatal("Update of a nil table")
+	}
+}
