@@ -28,13 +28,26 @@ type authzService struct {
 // validCheck returns INVALID_ARGUMENT for a malformed permission or
 // resource, before any permission of the caller is checked on it.
 func validCheck(perm, resource string) error {
+	if err := validPermission(perm); err != nil {
+		return err
+	}
+	_, err := validResource(resource)
+	return err
+}
+
+func validPermission(perm string) error {
 	if err := policy.ValidatePermission(perm); err != nil {
 		return status.Errorf(codes.InvalidArgument, "permission %q: %v", clip(perm), err)
 	}
-	if _, err := policy.ParseResource(resource); err != nil {
-		return status.Errorf(codes.InvalidArgument, "resource %q: %v", clip(resource), err)
-	}
 	return nil
+}
+
+func validResource(resource string) (policy.Resource, error) {
+	res, err := policy.ParseResource(resource)
+	if err != nil {
+		return policy.Resource{}, status.Errorf(codes.InvalidArgument, "resource %q: %v", clip(resource), err)
+	}
+	return res, nil
 }
 
 // subjectFor resolves the request's subject and, when it is someone else,
@@ -148,9 +161,18 @@ func (a *authzService) TestPermissions(ctx context.Context, req *aegisv1.TestPer
 	if len(perms) > maxChecks {
 		return nil, status.Errorf(codes.InvalidArgument, "at most %d permissions, got %d", maxChecks, len(perms))
 	}
-	for _, p := range perms {
-		if err := validCheck(p, req.GetResource()); err != nil {
+	// The resource is parsed once, after the first permission, so that
+	// errors come in the order validCheck gives them.
+	var res policy.Resource
+	for i, p := range perms {
+		if err := validPermission(p); err != nil {
 			return nil, err
+		}
+		if i == 0 {
+			var err error
+			if res, err = validResource(req.GetResource()); err != nil {
+				return nil, err
+			}
 		}
 	}
 	s := a.s
@@ -171,7 +193,6 @@ func (a *authzService) TestPermissions(ctx context.Context, req *aegisv1.TestPer
 	if len(cand) == 0 {
 		return out, nil
 	}
-	res, _ := policy.ParseResource(req.GetResource())
 	org, labels := s.scopeOf(res, req.GetResourceLabels())
 	if org.OrgState == aegisv1.Org_STATE_SUSPENDED {
 		// Only system-scope bindings count in a suspended org, which
