@@ -78,15 +78,7 @@ func (i *identityService) CreateUser(ctx context.Context, req *aegisv1.CreateUse
 }
 
 func (i *identityService) GetUser(ctx context.Context, req *aegisv1.GetUserRequest) (*aegisv1.User, error) {
-	if err := checkName("name", req.GetName(), shapeUser); err != nil {
-		return nil, err
-	}
-	s := i.s
-	if _, err := s.authorize(ctx, permUsersGet, req.GetName()); err != nil {
-		return nil, err
-	}
-	u, err := s.st.GetUser(req.GetName())
-	return u, s.apiErr(err)
+	return getNamed(ctx, i.s, req.GetName(), permUsersGet, i.s.st.GetUser, shapeUser)
 }
 
 func (i *identityService) ListUsers(ctx context.Context, req *aegisv1.ListUsersRequest) (*aegisv1.ListUsersResponse, error) {
@@ -278,15 +270,7 @@ func (i *identityService) CreateGroup(ctx context.Context, req *aegisv1.CreateGr
 }
 
 func (i *identityService) GetGroup(ctx context.Context, req *aegisv1.GetGroupRequest) (*aegisv1.Group, error) {
-	if err := checkName("name", req.GetName(), shapeGroup); err != nil {
-		return nil, err
-	}
-	s := i.s
-	if _, err := s.authorize(ctx, permGroupsGet, req.GetName()); err != nil {
-		return nil, err
-	}
-	g, err := s.st.GetGroup(req.GetName())
-	return g, s.apiErr(err)
+	return getNamed(ctx, i.s, req.GetName(), permGroupsGet, i.s.st.GetGroup, shapeGroup)
 }
 
 func (i *identityService) ListGroups(ctx context.Context, req *aegisv1.ListGroupsRequest) (*aegisv1.ListGroupsResponse, error) {
@@ -456,15 +440,7 @@ func (i *identityService) CreateServiceAccount(ctx context.Context, req *aegisv1
 }
 
 func (i *identityService) GetServiceAccount(ctx context.Context, req *aegisv1.GetServiceAccountRequest) (*aegisv1.ServiceAccount, error) {
-	if err := checkName("name", req.GetName(), saShapes...); err != nil {
-		return nil, err
-	}
-	s := i.s
-	if _, err := s.authorize(ctx, permSAsGet, req.GetName()); err != nil {
-		return nil, err
-	}
-	sa, err := s.st.GetServiceAccount(req.GetName())
-	return sa, s.apiErr(err)
+	return getNamed(ctx, i.s, req.GetName(), permSAsGet, i.s.st.GetServiceAccount, saShapes...)
 }
 
 func (i *identityService) ListServiceAccounts(ctx context.Context, req *aegisv1.ListServiceAccountsRequest) (*aegisv1.ListServiceAccountsResponse, error) {
@@ -568,15 +544,7 @@ func (i *identityService) CreateServiceAccountKey(ctx context.Context, req *aegi
 }
 
 func (i *identityService) GetServiceAccountKey(ctx context.Context, req *aegisv1.GetServiceAccountKeyRequest) (*aegisv1.ServiceAccountKey, error) {
-	if err := checkName("name", req.GetName(), keyShapes...); err != nil {
-		return nil, err
-	}
-	s := i.s
-	if _, err := s.authorize(ctx, permKeysGet, req.GetName()); err != nil {
-		return nil, err
-	}
-	k, err := s.st.GetServiceAccountKey(req.GetName())
-	return k, s.apiErr(err)
+	return getNamed(ctx, i.s, req.GetName(), permKeysGet, i.s.st.GetServiceAccountKey, keyShapes...)
 }
 
 func (i *identityService) ListServiceAccountKeys(ctx context.Context, req *aegisv1.ListServiceAccountKeysRequest) (*aegisv1.ListServiceAccountKeysResponse, error) {

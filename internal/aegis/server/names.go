@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -54,6 +55,20 @@ func matchShape(name, shape string) bool {
 		}
 	}
 	return true
+}
+
+// getNamed is the whole of a plain Get method: the name checked against
+// shapes, the caller allowed perm on it, the stored resource read.
+func getNamed[T any](ctx context.Context, s *Server, name, perm string, get func(string) (T, error), shapes ...string) (T, error) {
+	var zero T
+	if err := checkName("name", name, shapes...); err != nil {
+		return zero, err
+	}
+	if _, err := s.authorize(ctx, perm, name); err != nil {
+		return zero, err
+	}
+	v, err := get(name)
+	return v, s.apiErr(err)
 }
 
 // checkName returns INVALID_ARGUMENT unless name has one of the shapes.

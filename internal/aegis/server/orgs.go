@@ -76,15 +76,7 @@ func (o *orgService) CreateOrg(ctx context.Context, req *aegisv1.CreateOrgReques
 }
 
 func (o *orgService) GetOrg(ctx context.Context, req *aegisv1.GetOrgRequest) (*aegisv1.Org, error) {
-	if err := checkName("name", req.GetName(), shapeOrg); err != nil {
-		return nil, err
-	}
-	s := o.s
-	if _, err := s.authorize(ctx, permOrgsGet, req.GetName()); err != nil {
-		return nil, err
-	}
-	org, err := s.st.GetOrg(req.GetName())
-	return org, s.apiErr(err)
+	return getNamed(ctx, o.s, req.GetName(), permOrgsGet, o.s.st.GetOrg, shapeOrg)
 }
 
 // ListOrgs has no permission of its own: it lists the orgs the caller may
@@ -178,15 +170,7 @@ func (o *orgService) CreateProject(ctx context.Context, req *aegisv1.CreateProje
 }
 
 func (o *orgService) GetProject(ctx context.Context, req *aegisv1.GetProjectRequest) (*aegisv1.Project, error) {
-	if err := checkName("name", req.GetName(), shapeProject); err != nil {
-		return nil, err
-	}
-	s := o.s
-	if _, err := s.authorize(ctx, permProjectsGet, req.GetName()); err != nil {
-		return nil, err
-	}
-	p, err := s.st.GetProject(req.GetName())
-	return p, s.apiErr(err)
+	return getNamed(ctx, o.s, req.GetName(), permProjectsGet, o.s.st.GetProject, shapeProject)
 }
 
 // ListProjects lists the projects the caller may get. A caller with

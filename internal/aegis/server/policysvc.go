@@ -172,15 +172,7 @@ func (p *policyService) CreateBinding(ctx context.Context, req *aegisv1.CreateBi
 }
 
 func (p *policyService) GetBinding(ctx context.Context, req *aegisv1.GetBindingRequest) (*aegisv1.Binding, error) {
-	if err := checkName("name", req.GetName(), bindingShapes...); err != nil {
-		return nil, err
-	}
-	s := p.s
-	if _, err := s.authorize(ctx, permBindingsGet, req.GetName()); err != nil {
-		return nil, err
-	}
-	b, err := s.st.GetBinding(req.GetName())
-	return b, s.apiErr(err)
+	return getNamed(ctx, p.s, req.GetName(), permBindingsGet, p.s.st.GetBinding, bindingShapes...)
 }
 
 func (p *policyService) ListBindings(ctx context.Context, req *aegisv1.ListBindingsRequest) (*aegisv1.ListBindingsResponse, error) {
