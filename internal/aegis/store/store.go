@@ -107,12 +107,6 @@ type Store struct {
 
 	ix *index
 
-	// Applied revision: every watched change up to it is in the index, the
-	// evaluator and the revocation list.
-	revMu   sync.Mutex
-	applied int64
-	revCh   chan struct{} // closed and replaced whenever applied grows
-
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	closed chan struct{}
@@ -154,20 +148,21 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		eval:      opts.Evaluator,
 		revs:      opts.Revocations,
 		ix:        newIndex(),
-		revCh:     make(chan struct{}),
 		ctx:       sctx,
 		cancel:    cancel,
 		closed:    make(chan struct{}),
 		keyNotify: make(chan struct{}, 1),
 	}
 	s.leases.init()
-	if err := s.reload(ctx); err != nil {
-		cancel()
-		return nil, fmt.Errorf("open store: %w", err)
-	}
+	// The feed keeps the applied revision, which the first load sets.
 	s.watcher = clientv3.NewWatcher(s.cli)
 	s.feed = watchfeed.New(watchfeed.Options{Watcher: s.watcher, Prefix: iamPrefix, Index: feedIndex{s},
-		Logger: s.lg, BeforeWatch: opts.testBeforeWatch})
+		Logger: s.lg, BeforeWatch: opts.testBeforeWatch, Closed: s.closed, ErrClosed: ErrClosed})
+	if err := s.reload(ctx); err != nil {
+		cancel()
+		_ = s.watcher.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -208,11 +203,7 @@ func (s *Store) Evaluator() *policy.Evaluator { return s.eval }
 func (s *Store) Revocations() *token.RevocationList { return s.revs }
 
 // Revision returns the Chainfire revision the index has applied.
-func (s *Store) Revision() int64 {
-	s.revMu.Lock()
-	defer s.revMu.Unlock()
-	return s.applied
-}
+func (s *Store) Revision() int64 { return s.feed.Applied() }
 
 // WaitRevision blocks until the index (and with it the evaluator and the
 // revocation list) has applied every change up to Chainfire revision rev,
@@ -221,46 +212,11 @@ func (s *Store) Revision() int64 {
 // replica; WaitRevision lets a caller wait for a revision learnt elsewhere
 // (e.g. from another replica's response).
 func (s *Store) WaitRevision(ctx context.Context, rev int64) error {
-	var tick *time.Ticker
-	for {
-		s.revMu.Lock()
-		cur, ch := s.applied, s.revCh
-		s.revMu.Unlock()
-		if cur >= rev {
-			if tick != nil {
-				tick.Stop()
-			}
-			return nil
-		}
-		if tick == nil {
-			// A revision that only touched keys outside the watched
-			// prefix produces no event; a progress notification then
-			// tells the index that it is up to date.
-			tick = time.NewTicker(25 * time.Millisecond)
-			defer tick.Stop()
-		}
-		select {
-		case <-ch:
-		case <-tick.C:
-			s.requestProgress()
-		case <-ctx.Done():
-			return fmt.Errorf("wait for revision %d (at %d): %w", rev, cur, ctx.Err())
-		case <-s.closed:
-			return ErrClosed
-		}
-	}
+	return s.feed.WaitRevision(ctx, rev)
 }
 
 // advance records that everything up to rev has been applied.
-func (s *Store) advance(rev int64) {
-	s.revMu.Lock()
-	defer s.revMu.Unlock()
-	if rev > s.applied {
-		s.applied = rev
-		close(s.revCh)
-		s.revCh = make(chan struct{})
-	}
-}
+func (s *Store) advance(rev int64) { s.feed.Advance(rev) }
 
 func (s *Store) now() time.Time { return s.opts.Now() }
 

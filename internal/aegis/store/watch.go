@@ -143,10 +143,6 @@ func (f feedIndex) Progress(rev int64) {
 
 func (f feedIndex) Reload(ctx context.Context) error { return f.s.reload(ctx) }
 
-// requestProgress asks Chainfire for a progress notification on the
-// current watch.
-func (s *Store) requestProgress() { s.feed.RequestProgress() }
-
 // kickWatch ends the current watch; the feed starts a new one. Tests use
 // it to simulate a lost connection.
 func (s *Store) kickWatch() { s.feed.Kick() }

@@ -159,12 +159,6 @@ type Store struct {
 	hookMu sync.Mutex
 	onSwap func(old, new *zone.Snapshot)
 
-	// Applied revision: every change up to it is in the index and in the
-	// table.
-	revMu   sync.Mutex
-	applied int64
-	revCh   chan struct{} // closed and replaced whenever applied grows
-
 	// locks serialize this replica's writers per zone, so that they do
 	// not make each other retry; replicas race through the transactions'
 	// comparisons. An entry lives while someone holds or waits for it.
@@ -194,27 +188,30 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		cli:    opts.Client,
 		lg:     opts.Logger,
 		ix:     newIndex(),
-		revCh:  make(chan struct{}),
 		ctx:    sctx,
 		cancel: cancel,
 		closed: make(chan struct{}),
 	}
 	s.locks = map[string]*zoneLock{}
 	s.table.Store(zone.NewTable())
+	// The feed keeps the applied revision, which the first load sets and
+	// the metrics read.
+	s.watcher = clientv3.NewWatcher(s.cli)
+	s.feed = watchfeed.New(watchfeed.Options{Watcher: s.watcher, Prefix: rootPrefix, Index: feedIndex{s},
+		Logger: s.lg, BeforeWatch: opts.testBeforeWatch, Closed: s.closed, ErrClosed: ErrClosed})
 	m, err := newMetrics(opts.Registry, s)
 	if err != nil {
 		cancel()
+		_ = s.watcher.Close()
 		return nil, err
 	}
 	s.m = m
 	if err := s.reload(ctx); err != nil {
 		cancel()
 		s.m.unregister()
+		_ = s.watcher.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s.watcher = clientv3.NewWatcher(s.cli)
-	s.feed = watchfeed.New(watchfeed.Options{Watcher: s.watcher, Prefix: rootPrefix, Index: feedIndex{s},
-		Logger: s.lg, BeforeWatch: opts.testBeforeWatch})
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -271,11 +268,7 @@ func (s *Store) swapHook() func(old, new *zone.Snapshot) {
 }
 
 // Revision returns the Chainfire revision the store has applied.
-func (s *Store) Revision() int64 {
-	s.revMu.Lock()
-	defer s.revMu.Unlock()
-	return s.applied
-}
+func (s *Store) Revision() int64 { return s.feed.Applied() }
 
 // WaitRevision blocks until the store (index and table) has applied every
 // change up to Chainfire revision rev, or ctx ends. Every successful write
@@ -283,34 +276,7 @@ func (s *Store) Revision() int64 {
 // reads its own writes from the same replica; WaitRevision lets a caller
 // wait for a revision learnt elsewhere (another replica's write).
 func (s *Store) WaitRevision(ctx context.Context, rev int64) error {
-	var tick *time.Ticker
-	for {
-		s.revMu.Lock()
-		cur, ch := s.applied, s.revCh
-		s.revMu.Unlock()
-		if cur >= rev {
-			if tick != nil {
-				tick.Stop()
-			}
-			return nil
-		}
-		if tick == nil {
-			// A revision that touched nothing under /flashdns/ produces
-			// no event; a progress notification then tells the store
-			// that it is up to date.
-			tick = time.NewTicker(25 * time.Millisecond)
-			defer tick.Stop()
-		}
-		select {
-		case <-ch:
-		case <-tick.C:
-			s.requestProgress()
-		case <-ctx.Done():
-			return fmt.Errorf("wait for revision %d (at %d): %w", rev, cur, ctx.Err())
-		case <-s.closed:
-			return ErrClosed
-		}
-	}
+	return s.feed.WaitRevision(ctx, rev)
 }
 
 // Sync waits until the store has applied everything Chainfire had
@@ -350,15 +316,7 @@ func (s *Store) chainfireErr(rctx context.Context, op string, err error) error {
 }
 
 // advance records that everything up to rev has been applied.
-func (s *Store) advance(rev int64) {
-	s.revMu.Lock()
-	defer s.revMu.Unlock()
-	if rev > s.applied {
-		s.applied = rev
-		close(s.revCh)
-		s.revCh = make(chan struct{})
-	}
-}
+func (s *Store) advance(rev int64) { s.feed.Advance(rev) }
 
 func (s *Store) now() time.Time { return s.opts.Now() }
 

@@ -4,12 +4,16 @@
 // behind a compaction, and passes progress notifications on so that
 // readers can wait for a revision that touched none of the prefix's keys.
 //
+// The Feed also keeps the applied revision, so that a writer can wait
+// until its replica has applied its own write (WaitRevision).
+//
 // The services that keep their state in Chainfire (Aegis, FlashDNS) each
 // hold their index in their own store; the Feed is the loop they share.
 package watchfeed
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -46,6 +50,10 @@ type Options struct {
 	// BeforeWatch, if set, runs before every (re)watch; tests use it to
 	// hold the watch back.
 	BeforeWatch func()
+	// Closed, when closed, ends every WaitRevision with ErrClosed (the
+	// store's error for a closed store).
+	Closed    <-chan struct{}
+	ErrClosed error
 }
 
 // Feed is the watch loop of one Index.
@@ -55,6 +63,11 @@ type Feed struct {
 	mu     sync.Mutex
 	wctx   context.Context    // context of the current watch, for progress requests
 	cancel context.CancelFunc // ends the current watch
+
+	// Applied revision: every change up to it is in the index.
+	revMu   sync.Mutex
+	applied int64
+	revCh   chan struct{} // closed and replaced whenever applied grows
 }
 
 // New returns a Feed; Run starts it.
@@ -62,7 +75,59 @@ func New(opts Options) *Feed {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Feed{opts: opts}
+	return &Feed{opts: opts, revCh: make(chan struct{})}
+}
+
+// Applied returns the revision the index has applied (see Advance).
+func (f *Feed) Applied() int64 {
+	f.revMu.Lock()
+	defer f.revMu.Unlock()
+	return f.applied
+}
+
+// Advance records that the index has applied everything up to rev,
+// waking WaitRevision callers; a lower rev changes nothing.
+func (f *Feed) Advance(rev int64) {
+	f.revMu.Lock()
+	defer f.revMu.Unlock()
+	if rev > f.applied {
+		f.applied = rev
+		close(f.revCh)
+		f.revCh = make(chan struct{})
+	}
+}
+
+// WaitRevision blocks until the index has applied every change up to
+// revision rev, or ctx ends, or Options.Closed is closed (ErrClosed).
+func (f *Feed) WaitRevision(ctx context.Context, rev int64) error {
+	var tick *time.Ticker
+	for {
+		f.revMu.Lock()
+		cur, ch := f.applied, f.revCh
+		f.revMu.Unlock()
+		if cur >= rev {
+			if tick != nil {
+				tick.Stop()
+			}
+			return nil
+		}
+		if tick == nil {
+			// A revision that touched nothing under the prefix produces
+			// no event; a progress notification then tells the feed that
+			// the index is up to date.
+			tick = time.NewTicker(25 * time.Millisecond)
+			defer tick.Stop()
+		}
+		select {
+		case <-ch:
+		case <-tick.C:
+			f.RequestProgress()
+		case <-ctx.Done():
+			return fmt.Errorf("wait for revision %d (at %d): %w", rev, cur, ctx.Err())
+		case <-f.opts.Closed:
+			return f.opts.ErrClosed
+		}
+	}
 }
 
 // Run keeps the index current until ctx ends.
