@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,15 +45,37 @@ func freePort(t testing.TB) int {
 func newTestCluster(t testing.TB, n int, tweak ...func(*Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, members: make([]*Server, n)}
+	// The ports were free when picked, but another process of this
+	// machine may take one before its member binds it: then the cluster
+	// is built again on new ports (a few times at most).
+	for attempt := 1; ; attempt++ {
+		err := c.build(n, tweak)
+		if err == nil {
+			// Registered after build's TempDir, so that the members
+			// stop before their data dir is removed.
+			t.Cleanup(c.closeAll)
+			return c
+		}
+		c.closeAll()
+		if attempt == 3 || !errors.Is(err, syscall.EADDRINUSE) {
+			t.Fatal(err)
+		}
+		t.Logf("port taken while starting the cluster, retrying on new ports: %v", err)
+	}
+}
+
+// build picks ports and a data dir for n members and starts them.
+func (c *testCluster) build(n int, tweak []func(*Config)) error {
 	var initial []string
-	dir := t.TempDir()
+	dir := c.t.TempDir()
+	c.cfgs = nil
 	for i := range n {
 		name := fmt.Sprintf("m%d", i)
-		peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+		peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(c.t))
 		initial = append(initial, name+"="+peer)
 		c.cfgs = append(c.cfgs, Config{
 			Name: name, DataDir: filepath.Join(dir, name),
-			ListenClientURLs:  []string{fmt.Sprintf("http://127.0.0.1:%d", freePort(t))},
+			ListenClientURLs:  []string{fmt.Sprintf("http://127.0.0.1:%d", freePort(c.t))},
 			ListenPeerURLs:    []string{peer},
 			ListenHTTPURLs:    []string{},
 			HeartbeatInterval: 20 * time.Millisecond,
@@ -65,30 +88,41 @@ func newTestCluster(t testing.TB, n int, tweak ...func(*Config)) *testCluster {
 		for _, f := range tweak {
 			f(&c.cfgs[i])
 		}
-		c.start(i)
-	}
-	t.Cleanup(func() {
-		for i, m := range c.members {
-			if m != nil {
-				_ = m.Close()
-				c.members[i] = nil
-			}
+		if err := c.tryStart(i); err != nil {
+			return err
 		}
-	})
-	return c
+	}
+	return nil
+}
+
+// closeAll stops every running member.
+func (c *testCluster) closeAll() {
+	for i, m := range c.members {
+		if m != nil {
+			_ = m.Close()
+			c.members[i] = nil
+		}
+	}
 }
 
 func (c *testCluster) start(i int) {
 	c.t.Helper()
+	if err := c.tryStart(i); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *testCluster) tryStart(i int) error {
 	cfg := c.cfgs[i]
 	cfg.Registry = nil
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, err := Start(ctx, cfg)
 	if err != nil {
-		c.t.Fatalf("start %s: %v", cfg.Name, err)
+		return fmt.Errorf("start %s: %w", cfg.Name, err)
 	}
 	c.members[i] = s
+	return nil
 }
 
 func (c *testCluster) stop(i int) {
