@@ -22,10 +22,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -51,6 +48,7 @@ type Server struct {
 	issuer   string
 
 	cli     *clientv3.Client
+	probe   *platform.StoreProbe // /readyz: Chainfire answers
 	st      *store.Store
 	ring    *token.Keyring
 	api     *server.Server
@@ -121,22 +119,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 // open connects to Chainfire and builds everything that serves.
 func (s *Server) open(ctx context.Context) error {
 	cfg := &s.cfg
-	var chainTLS *tls.Config
-	if cfg.ChainfireTLS.Enabled() || cfg.ChainfireTLS.TrustedCAFile != "" {
-		var err error
-		if chainTLS, err = cfg.ChainfireTLS.ClientConfig(""); err != nil {
-			return fmt.Errorf("chainfire TLS: %w", err)
-		}
-	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints: cfg.ChainfireEndpoints, TLS: chainTLS, DialTimeout: 5 * time.Second,
-		DialOptions: platform.StoreDialOptions(),
-		Logger:      zap.NewNop(), Context: context.WithoutCancel(ctx),
-	})
+	cli, err := platform.DialStore(ctx, platform.StoreConfig{Endpoints: cfg.ChainfireEndpoints, TLS: cfg.ChainfireTLS})
 	if err != nil {
-		return fmt.Errorf("chainfire client: %w", err)
+		return err
 	}
 	s.cli = cli
+	s.probe = platform.NewStoreProbe(cli, "/aegis/readyz", 2*time.Second)
 
 	kek, err := loadOrCreateKEK(cfg)
 	if err != nil {
@@ -251,7 +239,7 @@ func (s *Server) serve(ctx context.Context, grpcLs, httpLs []net.Listener, serve
 	if len(httpLs) == 0 {
 		return nil
 	}
-	mux, err := s.httpHandler(ctx, serverTLS != nil)
+	mux, err := s.httpHandler(ctx, serverTLS)
 	if err != nil {
 		return err
 	}
@@ -267,21 +255,10 @@ func (s *Server) serve(ctx context.Context, grpcLs, httpLs []net.Listener, serve
 // httpHandler serves OAuth2 and discovery, the JSON gateway under /v1/
 // (which calls this replica's own gRPC listener, so every call passes the
 // same authentication), and the platform's health and metrics routes.
-func (s *Server) httpHandler(ctx context.Context, secure bool) (http.Handler, error) {
-	creds := insecure.NewCredentials()
-	if secure {
-		tlsCfg, err := s.cfg.TLS.ClientConfig("")
-		if err != nil {
-			return nil, fmt.Errorf("gateway TLS: %w", err)
-		}
-		if host, _, err := net.SplitHostPort(s.grpcAddr); err == nil {
-			tlsCfg.ServerName = host
-		}
-		creds = credentials.NewTLS(tlsCfg)
-	}
-	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(creds))
+func (s *Server) httpHandler(ctx context.Context, serverTLS *tls.Config) (http.Handler, error) {
+	conn, err := platform.DialSelf(s.grpcAddr, serverTLS)
 	if err != nil {
-		return nil, fmt.Errorf("gateway connection: %w", err)
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	s.gwConn = conn
 	gw := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
@@ -296,7 +273,7 @@ func (s *Server) httpHandler(ctx context.Context, secure bool) (http.Handler, er
 			return nil, fmt.Errorf("register gateway: %w", err)
 		}
 	}
-	mux := platform.NewHTTPMux(s.cfg.Registry, nil)
+	mux := platform.NewHTTPMux(s.cfg.Registry, s.probe.Ready)
 	mux.Handle("/v1/", gw)
 	oauth := s.authn.Handler()
 	mux.Handle("/oauth2/", oauth)

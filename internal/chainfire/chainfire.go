@@ -22,8 +22,6 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -196,7 +194,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	if len(httpListeners) > 0 {
-		mux, err := s.httpHandler(ctx, clients[0].secure)
+		var gwTLS *tls.Config
+		if clients[0].secure {
+			gwTLS = serverTLS
+		}
+		mux, err := s.httpHandler(ctx, gwTLS)
 		if err != nil {
 			s.closeAll()
 			return nil, err
@@ -216,24 +218,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 // httpHandler serves /metrics, /healthz, /livez, /readyz, etcd's /health and
 // the JSON gateway under /v3/, which calls the member's own gRPC listener.
-func (s *Server) httpHandler(ctx context.Context, secure bool) (http.Handler, error) {
-	creds := insecure.NewCredentials()
-	if secure {
-		tlsCfg, err := s.cfg.ClientTLS.ClientConfig("")
-		if err != nil {
-			return nil, fmt.Errorf("gateway TLS: %w", err)
-		}
-		// The gateway dials its own member by IP; the chain is still verified.
-		tlsCfg.InsecureSkipVerify = false
-		if host, _, err := net.SplitHostPort(s.clientAddr); err == nil {
-			tlsCfg.ServerName = host
-		}
-		creds = credentials.NewTLS(tlsCfg)
-	}
-	conn, err := grpc.NewClient(s.clientAddr, grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<31-1)))
+func (s *Server) httpHandler(ctx context.Context, serverTLS *tls.Config) (http.Handler, error) {
+	conn, err := platform.DialSelf(s.clientAddr, serverTLS, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<31-1)))
 	if err != nil {
-		return nil, fmt.Errorf("gateway connection: %w", err)
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	s.gwConn = conn
 	gwmux := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{

@@ -19,13 +19,14 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
 	flashdnsv1 "github.com/photoncloud/photoncloud/api/flashdns/v1"
@@ -37,8 +38,24 @@ import (
 )
 
 // maxRecvMsgSize admits ImportZone's largest zone file (16 MiB) with room
-// for the rest of the request.
-const maxRecvMsgSize = 17 << 20
+// for the rest of the request. gRPC bounds every method alike, so
+// limitRequestSize holds the other methods to maxRequestBytes.
+const (
+	maxRecvMsgSize  = 17 << 20
+	maxRequestBytes = 4 << 20
+)
+
+// limitRequestSize refuses a request above maxRequestBytes to every method
+// but ImportZone, as zones.proto promises, before it is authorized or
+// served.
+func limitRequestSize(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if m, ok := req.(proto.Message); ok && info.FullMethod != flashdnsv1.ZoneService_ImportZone_FullMethodName {
+		if n := proto.Size(m); n > maxRequestBytes {
+			return nil, status.Errorf(codes.ResourceExhausted, "request is %d bytes; the limit is %d (4 MiB)", n, maxRequestBytes)
+		}
+	}
+	return handler(ctx, req)
+}
 
 // Server is a running FlashDNS replica.
 type Server struct {
@@ -47,6 +64,7 @@ type Server struct {
 	httpAddr string
 
 	cli       *clientv3.Client
+	probe     *platform.StoreProbe // /readyz: Chainfire answers
 	st        *store.Store
 	dns       *dnsserver.Server
 	api       *server.Server
@@ -112,24 +130,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 // open connects to Chainfire and Aegis, loads the zones and starts DNS.
 func (s *Server) open(ctx context.Context) error {
 	cfg := &s.cfg
-	var chainTLS *tls.Config
-	if cfg.ChainfireTLS.Enabled() || cfg.ChainfireTLS.TrustedCAFile != "" {
-		var err error
-		if chainTLS, err = cfg.ChainfireTLS.ClientConfig(""); err != nil {
-			return fmt.Errorf("chainfire TLS: %w", err)
-		}
-	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints: cfg.ChainfireEndpoints, TLS: chainTLS, DialTimeout: 5 * time.Second,
-		// Large imports are written in transactions of up to MaxTxnBytes.
-		MaxCallSendMsgSize: 2 << 20,
-		DialOptions:        platform.StoreDialOptions(),
-		Logger:             zap.NewNop(), Context: context.WithoutCancel(ctx),
-	})
+	// Large imports are written in transactions of up to MaxTxnBytes.
+	cli, err := platform.DialStore(ctx, platform.StoreConfig{Endpoints: cfg.ChainfireEndpoints, TLS: cfg.ChainfireTLS, MaxCallSendMsgSize: 2 << 20})
 	if err != nil {
-		return fmt.Errorf("chainfire client: %w", err)
+		return err
 	}
 	s.cli = cli
+	s.probe = platform.NewStoreProbe(cli, "/flashdns/readyz", 2*time.Second)
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	st, err := store.Open(openCtx, store.Options{
@@ -231,9 +238,10 @@ func (s *Server) openAegis(ctx context.Context) error {
 // serve starts the gRPC and HTTP servers.
 func (s *Server) serve(ctx context.Context, grpcLs, httpLs []net.Listener, serverTLS *tls.Config) error {
 	cfg := &s.cfg
-	opts := platform.GRPCOptions{TLS: serverTLS, Registry: cfg.Registry, Logger: cfg.Logger, MaxRecvMsgSize: maxRecvMsgSize}
+	opts := platform.GRPCOptions{TLS: serverTLS, Registry: cfg.Registry, Logger: cfg.Logger, MaxRecvMsgSize: maxRecvMsgSize,
+		UnaryInterceptors: []grpc.UnaryServerInterceptor{limitRequestSize}}
 	if s.authz != nil {
-		opts.UnaryInterceptors = []grpc.UnaryServerInterceptor{s.authz.UnaryServerInterceptor()}
+		opts.UnaryInterceptors = append(opts.UnaryInterceptors, s.authz.UnaryServerInterceptor())
 		opts.StreamInterceptors = []grpc.StreamServerInterceptor{s.authz.StreamServerInterceptor()}
 	}
 	gs, health := platform.NewGRPCServer(opts)
@@ -245,7 +253,7 @@ func (s *Server) serve(ctx context.Context, grpcLs, httpLs []net.Listener, serve
 	if len(httpLs) == 0 {
 		return nil
 	}
-	mux, err := s.httpHandler(ctx, serverTLS != nil)
+	mux, err := s.httpHandler(ctx, serverTLS)
 	if err != nil {
 		return err
 	}
@@ -259,22 +267,11 @@ func (s *Server) serve(ctx context.Context, grpcLs, httpLs []net.Listener, serve
 // httpHandler serves the JSON gateway under /v1/ (which calls this
 // replica's own gRPC listener, so every call passes the same
 // authorization) and the platform's health and metrics routes.
-func (s *Server) httpHandler(ctx context.Context, secure bool) (http.Handler, error) {
-	creds := insecure.NewCredentials()
-	if secure {
-		tlsCfg, err := s.cfg.TLS.ClientConfig("")
-		if err != nil {
-			return nil, fmt.Errorf("gateway TLS: %w", err)
-		}
-		if host, _, err := net.SplitHostPort(s.grpcAddr); err == nil {
-			tlsCfg.ServerName = host
-		}
-		creds = credentials.NewTLS(tlsCfg)
-	}
-	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(creds),
+func (s *Server) httpHandler(ctx context.Context, serverTLS *tls.Config) (http.Handler, error) {
+	conn, err := platform.DialSelf(s.grpcAddr, serverTLS,
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxRecvMsgSize), grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
-		return nil, fmt.Errorf("gateway connection: %w", err)
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	s.gwConn = conn
 	gw := runtime.NewServeMux(
@@ -292,20 +289,11 @@ func (s *Server) httpHandler(ctx context.Context, secure bool) (http.Handler, er
 			return nil, fmt.Errorf("register gateway: %w", err)
 		}
 	}
-	mux := platform.NewHTTPMux(s.cfg.Registry, s.ready)
+	// Ready means the API can change zones: Chainfire answers. DNS keeps
+	// answering from memory either way.
+	mux := platform.NewHTTPMux(s.cfg.Registry, s.probe.Ready)
 	mux.Handle("/v1/", gw)
 	return mux, nil
-}
-
-// ready reports whether the API can change zones: its connection to
-// Chainfire is up. (DNS keeps answering from memory either way.)
-func (s *Server) ready() error {
-	switch st := s.cli.ActiveConnection().GetState(); st {
-	case connectivity.Ready, connectivity.Idle:
-		return nil
-	default:
-		return fmt.Errorf("chainfire connection %s", st)
-	}
 }
 
 // registerer is cfg.Registry as the interface the parts take: nil stays

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -483,9 +484,17 @@ func TestAegisReplicas(t *testing.T) {
 	// Chainfire per decision: b still decides with Chainfire frozen.
 	thaw := cf.Freeze()
 	d, err := authorize(ctx, ccB, adminTok, alice, vmCreate, webProject+"/vms/vm-2")
-	thaw()
 	if err != nil || !d.GetAllowed() || d.GetBinding() != allow.GetName() {
 		t.Errorf("b with Chainfire frozen: Authorize = %v, %v; want allowed by %s from memory", d, err, allow.GetName())
+	}
+	// Its connection to the frozen Chainfire stays up, but b no longer
+	// reports itself ready: it cannot see changes nor make them.
+	if code, body := waitReadyz(b.HTTPURL(), http.StatusServiceUnavailable, 10*time.Second); code != http.StatusServiceUnavailable {
+		t.Errorf("b with Chainfire frozen: /readyz = %d %q, want 503", code, body)
+	}
+	thaw()
+	if code, body := waitReadyz(b.HTTPURL(), http.StatusOK, 10*time.Second); code != http.StatusOK {
+		t.Errorf("b with Chainfire back: /readyz = %d %q, want 200", code, body)
 	}
 
 	// alice logs in through a; her session works at b until she logs out

@@ -369,6 +369,29 @@ func reap(t testing.TB, p *process, name string) {
 	}
 }
 
+// waitReadyz polls httpURL's /readyz until it answers want or timeout
+// passes, and returns the last status code and body.
+func waitReadyz(httpURL string, want int, timeout time.Duration) (int, string) {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	defer hc.CloseIdleConnections()
+	deadline := time.Now().Add(timeout)
+	for {
+		code, body := 0, ""
+		resp, err := hc.Get(httpURL + "/readyz")
+		if err != nil {
+			body = err.Error()
+		} else {
+			b, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			code, body = resp.StatusCode, strings.TrimSpace(string(b))
+		}
+		if code == want || time.Now().After(deadline) {
+			return code, body
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // awaitReadyz polls httpURL/readyz until it answers 200, failing when p
 // exits first or timeout passes.
 func awaitReadyz(p *process, name, httpURL string, timeout time.Duration) error {

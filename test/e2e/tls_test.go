@@ -76,6 +76,13 @@ func TestTLS(t *testing.T) {
 		if code != http.StatusOK || !strings.Contains(body, `"health":"true"`) {
 			t.Errorf("GET https /health with client cert = %d %s, want 200 health true", code, body)
 		}
+		// The JSON gateway calls the member's own TLS listener, which
+		// requires a client certificate, and writes through it.
+		code, body = httpDo(t, hc, "POST", s.HTTPURL()+"/v3/kv/put", `{"key":"dGxzL2d3","value":"Z3c="}`)
+		if code != http.StatusOK || !strings.Contains(body, `"revision"`) {
+			t.Errorf("POST https /v3/kv/put = %d %s, want 200 with a header", code, body)
+		}
+		wantOut(t, "get after the gateway's put", s.Ctl(t, "get", "tls/gw"), "tls/gw\ngw\n")
 		anon := &ClientTLS{CAFile: certs.CAFile}
 		cfg, err := anon.Config()
 		if err != nil {
