@@ -180,7 +180,7 @@ func (s *Server) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	limiter, err := password.NewLimiter(password.LimiterOptions{})
+	limiter, err := password.NewLimiter(password.LimiterOptions{SharedUsers: st.LoginBuckets()})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package aegis
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -303,6 +304,23 @@ func TestTwoReplicas(t *testing.T) {
 			t.Fatal("b still accepts a token revoked through a after 1s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+
+	// Password guesses count against alice once, whichever replica gets
+	// them: ten wrong passwords spread over a and b spend her burst, and
+	// the eleventh is refused at both, even with the right password.
+	for i := range 10 {
+		r := []*Server{a, b}[i%2]
+		_, err := oauthConfig(r).PasswordCredentialsToken(ctx, "alice@acme", "wrong password")
+		if re := (*oauth2.RetrieveError)(nil); !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+			t.Fatalf("wrong password %d: %v, want invalid_grant", i+1, err)
+		}
+	}
+	for _, r := range []*Server{a, b} {
+		_, err := oauthConfig(r).PasswordCredentialsToken(ctx, "alice@acme", "alice password 1")
+		if re := (*oauth2.RetrieveError)(nil); !errors.As(err, &re) || re.Response.StatusCode != http.StatusTooManyRequests {
+			t.Errorf("11th login attempt: %v, want 429 at every replica", err)
+		}
 	}
 
 	// Without a token the admin API answers Unauthenticated.

@@ -40,7 +40,10 @@ func (s *Service) passwordGrant(ctx context.Context, org, username, pw string, n
 	if err := n.checkOrg(org); err != nil {
 		return nil, s.fail(ctx, ev, ReasonScope, err)
 	}
-	if ok, wait := s.limiter.Allow(login, src.addr); !ok {
+	switch ok, wait, err := s.limiter.Allow(ctx, login, src.addr); {
+	case err != nil:
+		return nil, s.fail(ctx, ev, ReasonInternal, errServer("check the login rate limit", err))
+	case !ok:
 		return nil, s.fail(ctx, ev, ReasonRateLimited, errRateLimited(wait))
 	}
 
@@ -90,7 +93,11 @@ func (s *Service) passwordGrant(ctx context.Context, org, username, pw string, n
 		// like a wrong password, in content and in time.
 		return nil, s.fail(ctx, ev, ReasonDisabled, errBadLogin())
 	}
-	s.limiter.Succeeded(login)
+	if err := s.limiter.Succeeded(ctx, login); err != nil {
+		// The user's earlier failures keep counting for a while: no
+		// reason to refuse a correct password.
+		s.log.Warn("refill the login rate limit", "login", login, "err", err)
+	}
 	if rehash {
 		s.rehash(ctx, u, pw)
 	}

@@ -2,7 +2,9 @@ package password
 
 import (
 	"container/list"
+	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -24,6 +26,44 @@ func (r Rate) validate(name string) error {
 		return fmt.Errorf("%s interval must be positive, got %v", name, r.Every)
 	}
 	return nil
+}
+
+// Wait returns how long until a bucket whose theoretical arrival time is
+// tat holds one attempt at rate r: it is empty when tat is more than
+// (Burst-1)×Every ahead of now. A zero tat is a full bucket.
+func (r Rate) Wait(tat, now time.Time) time.Duration {
+	tolerance := time.Duration(r.Burst-1) * r.Every
+	if ahead := tat.Sub(now); ahead > tolerance {
+		return ahead - tolerance
+	}
+	return 0
+}
+
+// Take returns the bucket's tat after spending one attempt; call it only
+// when Wait returned 0.
+func (r Rate) Take(tat, now time.Time) time.Time {
+	// A bucket that refilled (or a clock that stepped backwards past tat)
+	// starts from now, so idle time never banks more than Burst attempts.
+	if tat.Before(now) {
+		tat = now
+	}
+	return tat.Add(r.Every)
+}
+
+// Window is how long a bucket takes to refill completely: after it, a
+// bucket's state can be forgotten.
+func (r Rate) Window() time.Duration { return time.Duration(r.Burst) * r.Every }
+
+// SharedBuckets keeps token buckets where every replica sees them, so that
+// a limit holds for the whole installation instead of once per replica.
+// Keys are opaque strings of at most 64 hexadecimal characters.
+type SharedBuckets interface {
+	// Take spends one attempt of bucket key at rate r if it holds one,
+	// and returns 0; otherwise it spends nothing and returns how long
+	// until it will. Concurrent takes from anywhere are atomic.
+	Take(ctx context.Context, key string, r Rate, now time.Time) (wait time.Duration, err error)
+	// Reset makes bucket key full again.
+	Reset(ctx context.Context, key string) error
 }
 
 // LimiterOptions configure a [Limiter]. The zero value works.
@@ -49,6 +89,12 @@ type LimiterOptions struct {
 	IPv6PrefixLen int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// SharedUsers, when set, keeps the per-user buckets there instead of
+	// in this process, so that replicas behind a load balancer do not
+	// multiply the attempts an attacker gets on one account. Per-address
+	// buckets stay local: a client keeps its connection to one replica,
+	// and they only slow spraying.
+	SharedUsers SharedBuckets
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -120,27 +166,63 @@ func NewLimiter(opts LimiterOptions) (*Limiter, error) {
 // user should be the canonical login name as typed (existing or not, so
 // that probing unknown names is limited too). An invalid addr (the zero
 // netip.Addr, when the transport has none) skips the per-address limit;
-// the per-user limit still applies.
-func (l *Limiter) Allow(user string, addr netip.Addr) (allowed bool, retryAfter time.Duration) {
+// the per-user limit still applies. An error comes only from the shared
+// buckets; the attempt is then not allowed.
+func (l *Limiter) Allow(ctx context.Context, user string, addr netip.Addr) (allowed bool, retryAfter time.Duration, err error) {
 	now := l.opts.Now()
-	ukey := userKey(user)
 	akey, hasAddr := l.addrKey(addr)
+	if l.opts.SharedUsers == nil {
+		allowed, retryAfter = l.allowLocal(userKey(user), akey, hasAddr, now)
+		return allowed, retryAfter, nil
+	}
 
+	// The address is paid here first and refunded when the shared user
+	// bucket refuses: holding the lock across a call to the shared store
+	// would make every login of this process wait for the others'.
+	if hasAddr {
+		l.mu.Lock()
+		ab := l.addrs.get(akey)
+		if wait := l.opts.PerAddr.Wait(ab.tat, now); wait > 0 {
+			l.mu.Unlock()
+			return false, wait, nil
+		}
+		ab.tat = l.opts.PerAddr.Take(ab.tat, now)
+		l.mu.Unlock()
+	}
+	wait, err := l.opts.SharedUsers.Take(ctx, sharedUserKey(user), l.opts.PerUser, now)
+	if err != nil || wait > 0 {
+		if hasAddr {
+			l.mu.Lock()
+			ab := l.addrs.get(akey)
+			ab.tat = ab.tat.Add(-l.opts.PerAddr.Every)
+			l.mu.Unlock()
+		}
+		if err != nil {
+			return false, 0, fmt.Errorf("login rate limit: %w", err)
+		}
+		return false, wait, nil
+	}
+	return true, 0, nil
+}
+
+// allowLocal is Allow with both buckets in this process: under one lock,
+// both allow and then both pay.
+func (l *Limiter) allowLocal(ukey string, akey netip.Prefix, hasAddr bool, now time.Time) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ub := l.users.get(ukey)
-	wait := ub.wait(now, l.opts.PerUser)
+	wait := l.opts.PerUser.Wait(ub.tat, now)
 	var ab *bucket
 	if hasAddr {
 		ab = l.addrs.get(akey)
-		wait = max(wait, ab.wait(now, l.opts.PerAddr))
+		wait = max(wait, l.opts.PerAddr.Wait(ab.tat, now))
 	}
 	if wait > 0 {
 		return false, wait
 	}
-	ub.take(now, l.opts.PerUser)
+	ub.tat = l.opts.PerUser.Take(ub.tat, now)
 	if ab != nil {
-		ab.take(now, l.opts.PerAddr)
+		ab.tat = l.opts.PerAddr.Take(ab.tat, now)
 	}
 	return true, 0
 }
@@ -149,10 +231,17 @@ func (l *Limiter) Allow(user string, addr netip.Addr) (allowed bool, retryAfter 
 // password: the user's bucket is refilled, so that a user's own typos do not
 // pile up across days. The address bucket is not refunded: a host that logs
 // in to many accounts successfully is still worth slowing down.
-func (l *Limiter) Succeeded(user string) {
+func (l *Limiter) Succeeded(ctx context.Context, user string) error {
+	if l.opts.SharedUsers != nil {
+		if err := l.opts.SharedUsers.Reset(ctx, sharedUserKey(user)); err != nil {
+			return fmt.Errorf("login rate limit: %w", err)
+		}
+		return nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.users.remove(userKey(user))
+	return nil
 }
 
 // Len returns the number of tracked users and addresses (for metrics).
@@ -173,6 +262,13 @@ func userKey(user string) string {
 	return "sha256:" + string(sum[:])
 }
 
+// sharedUserKey names user's bucket in the shared store: a digest, so
+// that the store holds no login names and keys have one length.
+func sharedUserKey(user string) string {
+	sum := sha256.Sum256([]byte(user))
+	return hex.EncodeToString(sum[:])
+}
+
 func (l *Limiter) addrKey(addr netip.Addr) (netip.Prefix, bool) {
 	if !addr.IsValid() {
 		return netip.Prefix{}, false
@@ -190,32 +286,12 @@ func (l *Limiter) addrKey(addr netip.Addr) (netip.Prefix, bool) {
 }
 
 // bucket is one token bucket in its GCRA form: instead of a token count
-// it keeps tat, the time at which the bucket will be full again. Integer
-// time arithmetic keeps "wait exactly retryAfter, then succeed" exact,
-// which a floating-point token count does not. A bucket with tat <= now is
-// full.
+// it keeps tat, the time at which the bucket will be full again (see
+// [Rate.Wait] and [Rate.Take]). Integer time arithmetic keeps "wait
+// exactly retryAfter, then succeed" exact, which a floating-point token
+// count does not. A bucket with tat <= now is full.
 type bucket struct {
 	tat time.Time
-}
-
-// wait returns how long until the bucket holds one attempt: it is empty
-// when tat is more than (Burst-1)×Every ahead of now.
-func (b *bucket) wait(now time.Time, r Rate) time.Duration {
-	tolerance := time.Duration(r.Burst-1) * r.Every
-	if ahead := b.tat.Sub(now); ahead > tolerance {
-		return ahead - tolerance
-	}
-	return 0
-}
-
-// take spends one attempt; call only when wait returned 0.
-func (b *bucket) take(now time.Time, r Rate) {
-	// A bucket that refilled (or a clock that stepped backwards past tat)
-	// starts from now, so idle time never banks more than Burst attempts.
-	if b.tat.Before(now) {
-		b.tat = now
-	}
-	b.tat = b.tat.Add(r.Every)
 }
 
 // buckets is an LRU-bounded table of token buckets.

@@ -1,6 +1,8 @@
 package password
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -52,35 +54,35 @@ func TestPerUserLimit(t *testing.T) {
 	// full interval: the user limit does not care where guesses come from.
 	for i := range 3 {
 		a := netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})
-		if ok, wait := l.Allow("alice", a); !ok || wait != 0 {
+		if ok, wait := l.allowNow("alice", a); !ok || wait != 0 {
 			t.Fatalf("attempt %d: %v, %v", i, ok, wait)
 		}
 	}
-	ok, wait := l.Allow("alice", addr1)
+	ok, wait := l.allowNow("alice", addr1)
 	if ok || wait != time.Minute {
 		t.Fatalf("4th attempt: %v, %v; want false, 1m", ok, wait)
 	}
 	// Other users are unaffected.
-	if ok, _ := l.Allow("bob", addr1); !ok {
+	if ok, _ := l.allowNow("bob", addr1); !ok {
 		t.Fatal("bob refused")
 	}
 	// Just before the wait is over: still refused, with the rest to wait.
 	clk.Advance(wait - time.Second)
-	if ok, w := l.Allow("alice", addr1); ok || w != time.Second {
+	if ok, w := l.allowNow("alice", addr1); ok || w != time.Second {
 		t.Fatalf("early retry: %v, %v", ok, w)
 	}
 	// After exactly the advertised wait: allowed once, then refused again.
 	clk.Advance(time.Second)
-	if ok, w := l.Allow("alice", addr1); !ok {
+	if ok, w := l.allowNow("alice", addr1); !ok {
 		t.Fatalf("retry after wait refused, wait %v", w)
 	}
-	if ok, _ := l.Allow("alice", addr1); ok {
+	if ok, _ := l.allowNow("alice", addr1); ok {
 		t.Fatal("second retry allowed")
 	}
 	// Idle for burst × interval: full again.
 	clk.Advance(3 * time.Minute)
 	for i := range 3 {
-		if ok, _ := l.Allow("alice", addr1); !ok {
+		if ok, _ := l.allowNow("alice", addr1); !ok {
 			t.Fatalf("refill attempt %d refused", i)
 		}
 	}
@@ -91,23 +93,23 @@ func TestPerAddrLimit(t *testing.T) {
 		PerUser: Rate{Burst: 100, Every: time.Minute},
 		PerAddr: Rate{Burst: 2, Every: 10 * time.Second},
 	})
-	if ok, _ := l.Allow("u1", addr1); !ok {
+	if ok, _ := l.allowNow("u1", addr1); !ok {
 		t.Fatal()
 	}
-	if ok, _ := l.Allow("u2", addr1); !ok {
+	if ok, _ := l.allowNow("u2", addr1); !ok {
 		t.Fatal()
 	}
 	// Spraying a third user from the same address is refused...
-	ok, wait := l.Allow("u3", addr1)
+	ok, wait := l.allowNow("u3", addr1)
 	if ok || wait != 10*time.Second {
 		t.Fatalf("spray: %v, %v", ok, wait)
 	}
 	// ...and the refused attempt did not cost u3 anything.
-	if ok, _ := l.Allow("u3", addr2); !ok {
+	if ok, _ := l.allowNow("u3", addr2); !ok {
 		t.Fatal("u3 from another address refused")
 	}
 	clk.Advance(wait)
-	if ok, _ := l.Allow("u3", addr1); !ok {
+	if ok, _ := l.allowNow("u3", addr1); !ok {
 		t.Fatal("after wait refused")
 	}
 }
@@ -118,28 +120,28 @@ func TestAddressGrouping(t *testing.T) {
 		PerAddr: Rate{Burst: 1, Every: time.Minute},
 	})
 	// One /64 is one bucket: rotating through its addresses does not help.
-	if ok, _ := l.Allow("a", netip.MustParseAddr("2001:db8:1:2::1")); !ok {
+	if ok, _ := l.allowNow("a", netip.MustParseAddr("2001:db8:1:2::1")); !ok {
 		t.Fatal()
 	}
-	if ok, _ := l.Allow("b", netip.MustParseAddr("2001:db8:1:2:ffff::9")); ok {
+	if ok, _ := l.allowNow("b", netip.MustParseAddr("2001:db8:1:2:ffff::9")); ok {
 		t.Fatal("same /64 allowed twice")
 	}
-	if ok, _ := l.Allow("c", netip.MustParseAddr("2001:db8:1:3::1")); !ok {
+	if ok, _ := l.allowNow("c", netip.MustParseAddr("2001:db8:1:3::1")); !ok {
 		t.Fatal("other /64 refused")
 	}
 	// IPv4-mapped IPv6 is the IPv4 address.
-	if ok, _ := l.Allow("d", netip.MustParseAddr("198.51.100.7")); !ok {
+	if ok, _ := l.allowNow("d", netip.MustParseAddr("198.51.100.7")); !ok {
 		t.Fatal()
 	}
-	if ok, _ := l.Allow("e", netip.MustParseAddr("::ffff:198.51.100.7")); ok {
+	if ok, _ := l.allowNow("e", netip.MustParseAddr("::ffff:198.51.100.7")); ok {
 		t.Fatal("mapped address counted separately")
 	}
-	if ok, _ := l.Allow("f", netip.MustParseAddr("198.51.100.8")); !ok {
+	if ok, _ := l.allowNow("f", netip.MustParseAddr("198.51.100.8")); !ok {
 		t.Fatal("neighbouring IPv4 address refused")
 	}
 	// No address: only the user limit applies.
 	for range 5 {
-		if ok, _ := l.Allow("g", netip.Addr{}); !ok {
+		if ok, _ := l.allowNow("g", netip.Addr{}); !ok {
 			t.Fatal("invalid address limited")
 		}
 	}
@@ -150,13 +152,13 @@ func TestSucceededResetsUser(t *testing.T) {
 		PerUser: Rate{Burst: 2, Every: time.Hour},
 		PerAddr: Rate{Burst: 100, Every: time.Second},
 	})
-	l.Allow("alice", addr1)
-	l.Allow("alice", addr1)
-	if ok, _ := l.Allow("alice", addr1); ok {
+	l.allowNow("alice", addr1)
+	l.allowNow("alice", addr1)
+	if ok, _ := l.allowNow("alice", addr1); ok {
 		t.Fatal("third attempt allowed")
 	}
-	l.Succeeded("alice")
-	if ok, _ := l.Allow("alice", addr1); !ok {
+	l.succeededNow("alice")
+	if ok, _ := l.allowNow("alice", addr1); !ok {
 		t.Fatal("refused after success")
 	}
 }
@@ -168,19 +170,19 @@ func TestBoundedMemory(t *testing.T) {
 		MaxEntries: 100,
 	})
 	for i := range 10_000 {
-		l.Allow(fmt.Sprintf("user-%d", i), netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))
+		l.allowNow(fmt.Sprintf("user-%d", i), netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))
 	}
 	if u, a := l.Len(); u != 100 || a != 100 {
 		t.Fatalf("Len = %d users, %d addrs; want 100, 100", u, a)
 	}
 	// The most recent entries survive: user-9999 is still limited.
-	if ok, _ := l.Allow("user-9999", addr1); ok {
+	if ok, _ := l.allowNow("user-9999", addr1); ok {
 		t.Fatal("recent entry was evicted")
 	}
 	// A huge user name is stored as a digest, and still limited.
 	long := strings.Repeat("x", 1<<20)
-	l.Allow(long, addr2)
-	if ok, _ := l.Allow(long, netip.MustParseAddr("192.0.2.3")); ok {
+	l.allowNow(long, addr2)
+	if ok, _ := l.allowNow(long, netip.MustParseAddr("192.0.2.3")); ok {
 		t.Fatal("long user name not limited")
 	}
 	for k := range l.users.m {
@@ -192,9 +194,9 @@ func TestBoundedMemory(t *testing.T) {
 
 func TestClockStepsBack(t *testing.T) {
 	l, clk := newTestLimiter(t, LimiterOptions{PerUser: Rate{Burst: 1, Every: time.Minute}})
-	l.Allow("alice", addr1)
+	l.allowNow("alice", addr1)
 	clk.Advance(-time.Hour)
-	ok, wait := l.Allow("alice", addr1)
+	ok, wait := l.allowNow("alice", addr1)
 	if ok || wait <= 0 {
 		t.Fatalf("after clock step back: %v, %v", ok, wait)
 	}
@@ -228,7 +230,7 @@ func TestLimiterConcurrent(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 100 {
-				if ok, _ := l.Allow("alice", addr1); ok {
+				if ok, _ := l.allowNow("alice", addr1); ok {
 					mu.Lock()
 					allowed++
 					mu.Unlock()
@@ -250,6 +252,93 @@ func BenchmarkLimiterAllow(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		l.Allow("user-"+fmt.Sprint(i%1000), netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}))
+		l.allowNow("user-"+fmt.Sprint(i%1000), netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}))
+	}
+}
+
+// allowNow is Allow for tests of the in-process limiter, which never fails.
+func (l *Limiter) allowNow(user string, addr netip.Addr) (bool, time.Duration) {
+	ok, wait, err := l.Allow(context.Background(), user, addr)
+	if err != nil {
+		panic(err)
+	}
+	return ok, wait
+}
+
+func (l *Limiter) succeededNow(user string) {
+	if err := l.Succeeded(context.Background(), user); err != nil {
+		panic(err)
+	}
+}
+
+// fakeShared is a fake of the shared store (Aegis keeps the real one in
+// Chainfire, tested in package store): a map of tats, and an error to fail
+// with.
+type fakeShared struct {
+	mu   sync.Mutex
+	tats map[string]time.Time
+	err  error
+}
+
+func (f *fakeShared) Take(_ context.Context, key string, r Rate, now time.Time) (time.Duration, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return 0, f.err
+	}
+	if wait := r.Wait(f.tats[key], now); wait > 0 {
+		return wait, nil
+	}
+	f.tats[key] = r.Take(f.tats[key], now)
+	return 0, nil
+}
+
+func (f *fakeShared) Reset(_ context.Context, key string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.tats, key)
+	return f.err
+}
+
+// TestSharedUsers: two limiters (two replicas) on one shared store give an
+// account its attempts once, not once each; the address a refused attempt
+// came from is not charged for it.
+func TestSharedUsers(t *testing.T) {
+	shared := &fakeShared{tats: map[string]time.Time{}}
+	opts := LimiterOptions{PerUser: Rate{Burst: 3, Every: time.Minute}, PerAddr: Rate{Burst: 4, Every: time.Hour}, SharedUsers: shared}
+	a, clk := newTestLimiter(t, opts)
+	opts.Now = clk.Now
+	b, err := NewLimiter(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range []*Limiter{a, b, a} {
+		if ok, _ := l.allowNow("alice", addr1); !ok {
+			t.Fatalf("attempt %d refused", i+1)
+		}
+	}
+	if ok, wait := b.allowNow("alice", addr2); ok || wait != time.Minute {
+		t.Fatalf("4th attempt, at the other replica: allowed=%v wait=%v, want refused for 1m", ok, wait)
+	}
+	// addr2 paid nothing for the refusal: it has its 4 attempts for others.
+	for i := range 4 {
+		if ok, _ := b.allowNow(fmt.Sprintf("user-%d", i), addr2); !ok {
+			t.Fatalf("addr2's attempt %d refused after a refund", i+1)
+		}
+	}
+	if ok, _ := b.allowNow("user-4", addr2); ok {
+		t.Fatal("addr2's 5th attempt allowed")
+	}
+	a.succeededNow("alice")
+	if ok, _ := b.allowNow("alice", addr1); !ok {
+		t.Fatal("attempt after a success at the other replica refused")
+	}
+
+	shared.err = errors.New("chainfire: unavailable")
+	if ok, _, err := a.Allow(context.Background(), "bob", addr1); ok || err == nil || !strings.Contains(err.Error(), "unavailable") {
+		t.Fatalf("Allow with the shared store failing = %v, %v; want refused with its error", ok, err)
+	}
+	if err := a.Succeeded(context.Background(), "bob"); err == nil {
+		t.Fatal("Succeeded with the shared store failing returned no error")
 	}
 }

@@ -61,6 +61,7 @@
 //	/aegis/iam/signingkeys                             JSON []token.SealedKey
 //	/aegis/refresh/{family}/{sha256 hex}               JSON token.RefreshRecord; leased to the family's end
 //	/aegis/audit/{event id}                            AuditEvent; leased for the retention
+//	/aegis/limits/login/{sha256 hex of org/username}   login bucket (Unix ns); leased until full again
 //
 // Each kind has its own prefix, and within it keys are the resource names,
 // so the records of one kind under one parent are one key range: listing
