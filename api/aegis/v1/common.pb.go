@@ -57,7 +57,10 @@
 // `serviceAccountKeys`, `roles`, `bindings`, `auditEvents`) and verb is one of
 // `get`, `list`, `create`, `update`, `delete`, checked on the parent for
 // create and list and on the resource itself otherwise; the permissions of
-// custom methods are given on each method.
+// custom methods are given on each method. Creating or updating a binding
+// also needs `aegis:roles:bind` at the binding's scope, or every permission
+// of the binding's role there (see PolicyService.CreateBinding), so that
+// nobody can hand out more than they hold.
 //
 // # Authentication
 //

@@ -67,6 +67,18 @@ type PolicyServiceClient interface {
 	DeleteRole(ctx context.Context, in *DeleteRoleRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	// CreateBinding creates an allow or deny binding.
 	//
+	// Besides `aegis:bindings:create` on the parent, the caller needs at the
+	// binding's scope either `aegis:roles:bind` (which the built-in admin
+	// roles hold) or every permission of the binding's role, so that nobody
+	// hands out more than they hold (as in Kubernetes RBAC). A permission of
+	// the role counts as held when a role bound to the caller (directly or
+	// through a group) at the scope or above contains it, by an allow binding
+	// without condition that lasts at least as long as the new binding, and
+	// no deny binding of the caller, whatever its condition, could take it
+	// away; a downscoped token holds only what it covers. Otherwise the
+	// answer is PERMISSION_DENIED naming a permission the caller lacks, the
+	// refusal is audited and nothing is written.
+	//
 	// HTTP: `POST /v1/{parent=system}/bindings`,
 	// `POST /v1/{parent=orgs/*}/bindings` and
 	// `POST /v1/{parent=orgs/*/projects/*}/bindings`, with
@@ -87,7 +99,10 @@ type PolicyServiceClient interface {
 	ListBindings(ctx context.Context, in *ListBindingsRequest, opts ...grpc.CallOption) (*ListBindingsResponse, error)
 	// UpdateBinding updates a binding's condition, expiry or description.
 	// Its member, role, scope and effect are immutable: create a new binding
-	// and delete the old one instead, so that the audit log shows both.
+	// and delete the old one instead, so that the audit log shows both. The
+	// rule of CreateBinding applies to the binding as updated:
+	// `aegis:roles:bind` at its scope, or every permission of its role held
+	// there for at least as long as the binding lasts.
 	//
 	// HTTP: `PATCH /v1/{binding.name=system/bindings/*}`,
 	// `PATCH /v1/{binding.name=orgs/*/bindings/*}` and
@@ -245,6 +260,18 @@ type PolicyServiceServer interface {
 	DeleteRole(context.Context, *DeleteRoleRequest) (*emptypb.Empty, error)
 	// CreateBinding creates an allow or deny binding.
 	//
+	// Besides `aegis:bindings:create` on the parent, the caller needs at the
+	// binding's scope either `aegis:roles:bind` (which the built-in admin
+	// roles hold) or every permission of the binding's role, so that nobody
+	// hands out more than they hold (as in Kubernetes RBAC). A permission of
+	// the role counts as held when a role bound to the caller (directly or
+	// through a group) at the scope or above contains it, by an allow binding
+	// without condition that lasts at least as long as the new binding, and
+	// no deny binding of the caller, whatever its condition, could take it
+	// away; a downscoped token holds only what it covers. Otherwise the
+	// answer is PERMISSION_DENIED naming a permission the caller lacks, the
+	// refusal is audited and nothing is written.
+	//
 	// HTTP: `POST /v1/{parent=system}/bindings`,
 	// `POST /v1/{parent=orgs/*}/bindings` and
 	// `POST /v1/{parent=orgs/*/projects/*}/bindings`, with
@@ -265,7 +292,10 @@ type PolicyServiceServer interface {
 	ListBindings(context.Context, *ListBindingsRequest) (*ListBindingsResponse, error)
 	// UpdateBinding updates a binding's condition, expiry or description.
 	// Its member, role, scope and effect are immutable: create a new binding
-	// and delete the old one instead, so that the audit log shows both.
+	// and delete the old one instead, so that the audit log shows both. The
+	// rule of CreateBinding applies to the binding as updated:
+	// `aegis:roles:bind` at its scope, or every permission of its role held
+	// there for at least as long as the binding lasts.
 	//
 	// HTTP: `PATCH /v1/{binding.name=system/bindings/*}`,
 	// `PATCH /v1/{binding.name=orgs/*/bindings/*}` and

@@ -26,13 +26,13 @@ type authzService struct {
 }
 
 // validCheck returns INVALID_ARGUMENT for a malformed permission or
-// resource, before any permission of the caller is checked on it.
-func validCheck(perm, resource string) error {
+// resource, before any permission of the caller is checked on it, and
+// the parsed resource for decide.
+func validCheck(perm, resource string) (policy.Resource, error) {
 	if err := validPermission(perm); err != nil {
-		return err
+		return policy.Resource{}, err
 	}
-	_, err := validResource(resource)
-	return err
+	return validResource(resource)
 }
 
 func validPermission(perm string) error {
@@ -76,9 +76,11 @@ func (s *Server) subjectFor(ctx context.Context, sj *aegisv1.Subject, resources 
 	return c, sub, unauth, nil
 }
 
-// authzDecide is decide for AuthzService: a subject token that failed
-// verification gives REASON_UNAUTHENTICATED; a denial is audited.
-func (s *Server) authzDecide(ctx context.Context, c *Caller, sub *subject, unauth, perm, resource string, labels map[string]string, sourceIP string) (*aegisv1.Decision, error) {
+// authzDecide is decide for AuthzService (perm and res validated by
+// validCheck): a subject token that failed verification gives
+// REASON_UNAUTHENTICATED; a denial is audited.
+func (s *Server) authzDecide(ctx context.Context, c *Caller, sub *subject, unauth, perm string, res policy.Resource, labels map[string]string, sourceIP string) (*aegisv1.Decision, error) {
+	resource := res.String()
 	var d *aegisv1.Decision
 	if unauth != "" {
 		d = unauthDecision(sub, unauth)
@@ -88,7 +90,7 @@ func (s *Server) authzDecide(ctx context.Context, c *Caller, sub *subject, unaut
 			slog.String("reason", d.Reason.String()), slog.String("detail", unauth))
 	} else {
 		var err error
-		if d, err = s.decide(ctx, sourceAuthz, sub, perm, resource, labels, sourceIP); err != nil {
+		if d, err = s.decide(ctx, sourceAuthz, sub, perm, res, labels, sourceIP); err != nil {
 			return nil, err
 		}
 	}
@@ -108,7 +110,8 @@ func (s *Server) authzDecide(ctx context.Context, c *Caller, sub *subject, unaut
 }
 
 func (a *authzService) Authorize(ctx context.Context, req *aegisv1.AuthorizeRequest) (*aegisv1.AuthorizeResponse, error) {
-	if err := validCheck(req.GetPermission(), req.GetResource()); err != nil {
+	res, err := validCheck(req.GetPermission(), req.GetResource())
+	if err != nil {
 		return nil, err
 	}
 	s := a.s
@@ -116,7 +119,7 @@ func (a *authzService) Authorize(ctx context.Context, req *aegisv1.AuthorizeRequ
 	if err != nil {
 		return nil, err
 	}
-	d, err := s.authzDecide(ctx, c, sub, unauth, req.GetPermission(), req.GetResource(), req.GetResourceLabels(), req.GetSourceIp())
+	d, err := s.authzDecide(ctx, c, sub, unauth, req.GetPermission(), res, req.GetResourceLabels(), req.GetSourceIp())
 	if err != nil {
 		return nil, err
 	}
@@ -131,8 +134,10 @@ func (a *authzService) BatchAuthorize(ctx context.Context, req *aegisv1.BatchAut
 		return nil, status.Errorf(codes.InvalidArgument, "at most %d checks, got %d", maxChecks, len(checks))
 	}
 	resources := make([]string, len(checks))
+	parsed := make([]policy.Resource, len(checks))
 	for i, ch := range checks {
-		if err := validCheck(ch.GetPermission(), ch.GetResource()); err != nil {
+		var err error
+		if parsed[i], err = validCheck(ch.GetPermission(), ch.GetResource()); err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "checks[%d]: %s", i, status.Convert(err).Message())
 		}
 		resources[i] = ch.GetResource()
@@ -144,7 +149,7 @@ func (a *authzService) BatchAuthorize(ctx context.Context, req *aegisv1.BatchAut
 	}
 	out := &aegisv1.BatchAuthorizeResponse{Decisions: make([]*aegisv1.Decision, len(checks))}
 	for i, ch := range checks {
-		d, err := s.authzDecide(ctx, c, sub, unauth, ch.GetPermission(), ch.GetResource(), ch.GetResourceLabels(), req.GetSourceIp())
+		d, err := s.authzDecide(ctx, c, sub, unauth, ch.GetPermission(), parsed[i], ch.GetResourceLabels(), req.GetSourceIp())
 		if err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "checks[%d]: %s", i, status.Convert(err).Message())
 		}
@@ -199,7 +204,7 @@ func (a *authzService) TestPermissions(ctx context.Context, req *aegisv1.TestPer
 		// TestPermissions cannot tell: decide one by one.
 		seen := map[string]bool{}
 		for _, p := range cand {
-			d, err := s.decide(ctx, sourceAuthz, sub, p, req.GetResource(), labels, req.GetSourceIp())
+			d, err := s.decide(ctx, sourceAuthz, sub, p, res, labels, req.GetSourceIp())
 			if err != nil {
 				return nil, err
 			}
@@ -224,7 +229,7 @@ func (a *authzService) TestPermissions(ctx context.Context, req *aegisv1.TestPer
 // (principal, granting binding), leaving out members an unconditional
 // deny always overrides, and marking grants that depend on a condition.
 func (a *authzService) LookupPrincipals(ctx context.Context, req *aegisv1.LookupPrincipalsRequest) (*aegisv1.LookupPrincipalsResponse, error) {
-	if err := validCheck(req.GetPermission(), req.GetResource()); err != nil {
+	if _, err := validCheck(req.GetPermission(), req.GetResource()); err != nil {
 		return nil, err
 	}
 	size, err := pageSize(req.GetPageSize())

@@ -25,6 +25,11 @@
 // before any store access, so the answer for a name the caller may not see
 // is the same whether it exists or not.
 //
+// Bindings have one more rule, against escalation (escalation.go): a
+// binding of a role at a scope also needs aegis:roles:bind there, or that
+// the caller already holds every permission of the role there, without
+// condition and for at least as long as the binding lasts.
+//
 // # Audit
 //
 // Every admin change that passed authorization (successful or not), every

@@ -6,134 +6,24 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/photoncloud/photoncloud/internal/platform/filter"
 )
 
-// The AIP-160 subset of common.proto:
-//
-//	filter = term { "AND" term }
-//	term   = field op value
-//	op     = "=" | "!=" | ":" | "<" | "<=" | ">" | ">="
-//	value  = "quoted string" | bare-word
-//
-// compiled into a predicate over the protobuf message by reflection, so
-// that every List method shares one implementation and names the fields it
-// allows. The store does not interpret filters; it pages through the
-// records the predicate accepts.
-
-// maxFilterLen bounds a filter's text.
-const maxFilterLen = 4096
-
-type term struct {
-	field, op, value string
-	quoted           bool
-}
-
-func filterErr(format string, args ...any) error {
-	return status.Errorf(codes.InvalidArgument, "filter: "+format, args...)
-}
-
-func isFieldChar(c byte, first bool) bool {
-	return c == '_' || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || (!first && (c == '.' || ('0' <= c && c <= '9')))
-}
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-// parseFilter splits a filter into its terms.
-func parseFilter(text string) ([]term, error) {
-	if len(text) > maxFilterLen {
-		return nil, filterErr("longer than %d bytes", maxFilterLen)
-	}
-	var terms []term
-	i, n := 0, len(text)
-	skip := func() {
-		for i < n && isSpace(text[i]) {
-			i++
-		}
-	}
-	for {
-		skip()
-		start := i
-		for i < n && isFieldChar(text[i], i == start) {
-			i++
-		}
-		if i == start {
-			return nil, filterErr("expected a field name at offset %d", start)
-		}
-		t := term{field: text[start:i]}
-		skip()
-		switch {
-		case strings.HasPrefix(text[i:], "!="), strings.HasPrefix(text[i:], "<="), strings.HasPrefix(text[i:], ">="):
-			t.op, i = text[i:i+2], i+2
-		case i < n && strings.IndexByte("=:<>", text[i]) >= 0:
-			t.op, i = text[i:i+1], i+1
-		default:
-			return nil, filterErr("expected an operator after %q", clip(t.field))
-		}
-		skip()
-		if i < n && text[i] == '"' {
-			var b strings.Builder
-			i++
-			closed := false
-			for i < n {
-				c := text[i]
-				i++
-				if c == '\\' && i < n {
-					b.WriteByte(text[i])
-					i++
-					continue
-				}
-				if c == '"' {
-					closed = true
-					break
-				}
-				b.WriteByte(c)
-			}
-			if !closed {
-				return nil, filterErr("unterminated string after %q", clip(t.field))
-			}
-			t.value, t.quoted = b.String(), true
-		} else {
-			start := i
-			for i < n && !isSpace(text[i]) {
-				i++
-			}
-			t.value = text[start:i]
-			if t.value == "" {
-				return nil, filterErr("expected a value after %q %s", clip(t.field), t.op)
-			}
-		}
-		terms = append(terms, t)
-		skip()
-		if i == n {
-			return terms, nil
-		}
-		word := i
-		for i < n && !isSpace(text[i]) {
-			i++
-		}
-		switch w := text[word:i]; w {
-		case "AND":
-			if i == n {
-				return nil, filterErr("AND at the end")
-			}
-		case "OR", "NOT", "-":
-			return nil, filterErr("%s is not supported; only AND", w)
-		default:
-			return nil, filterErr("expected AND, got %q", clip(w))
-		}
-	}
-}
+// List filters (the AIP-160 subset of common.proto, parsed by
+// platform/filter) are compiled into a predicate over the protobuf message
+// by reflection, so that every List method shares one implementation and
+// names the fields it allows. The store does not interpret filters; it
+// pages through the records the predicate accepts.
 
 // pred is a compiled term.
 type pred func(protoreflect.Message) bool
 
 // customField compiles a term on a field that is not a plain message field
 // (e.g. a group's members).
-type customField func(t term) (pred, error)
+type customField func(t filter.Term) (pred, error)
 
 // filterSpec says which fields a List method filters on.
 type filterSpec struct {
@@ -160,32 +50,15 @@ var (
 
 // compileFilter compiles text for messages of type T; nil for no filter.
 func compileFilter[T proto.Message](text string, spec filterSpec) (func(T) bool, error) {
-	if strings.TrimSpace(text) == "" {
-		return nil, nil
-	}
-	terms, err := parseFilter(text)
-	if err != nil {
-		return nil, err
-	}
 	var zero T
 	md := zero.ProtoReflect().Descriptor()
-	preds := make([]pred, 0, len(terms))
-	for _, t := range terms {
-		p, err := compileTerm(md, t, spec)
-		if err != nil {
-			return nil, err
-		}
-		preds = append(preds, p)
+	match, err := filter.Compile(text, func(t filter.Term) (func(protoreflect.Message) bool, error) {
+		return compileTerm(md, t, spec)
+	})
+	if match == nil || err != nil {
+		return nil, err
 	}
-	return func(m T) bool {
-		r := m.ProtoReflect()
-		for _, p := range preds {
-			if !p(r) {
-				return false
-			}
-		}
-		return true
-	}, nil
+	return func(m T) bool { return match(m.ProtoReflect()) }, nil
 }
 
 func (spec filterSpec) allows(path string, md protoreflect.MessageDescriptor) bool {
@@ -207,26 +80,26 @@ func fieldByName(md protoreflect.MessageDescriptor, name string) protoreflect.Fi
 	return md.Fields().ByJSONName(name)
 }
 
-func compileTerm(md protoreflect.MessageDescriptor, t term, spec filterSpec) (pred, error) {
-	if c, ok := spec.custom[t.field]; ok {
+func compileTerm(md protoreflect.MessageDescriptor, t filter.Term, spec filterSpec) (pred, error) {
+	if c, ok := spec.custom[t.Field]; ok {
 		return c(t)
 	}
 	// JSON names (displayName) are accepted for the first segment, as the
 	// gateway's clients see them.
-	if head, _, _ := strings.Cut(t.field, "."); md.Fields().ByName(protoreflect.Name(head)) == nil {
+	if head, _, _ := strings.Cut(t.Field, "."); md.Fields().ByName(protoreflect.Name(head)) == nil {
 		if fd := md.Fields().ByJSONName(head); fd != nil {
-			t.field = string(fd.Name()) + strings.TrimPrefix(t.field, head)
+			t.Field = string(fd.Name()) + strings.TrimPrefix(t.Field, head)
 		}
 	}
-	if !spec.allows(t.field, md) {
+	if !spec.allows(t.Field, md) {
 		names := append(slices.Clone(spec.fields), mapKeys(spec.custom)...)
 		slices.Sort(names)
-		return nil, filterErr("cannot filter on %q; fields: %s", clip(t.field), strings.Join(names, ", "))
+		return nil, filter.Errorf("cannot filter on %q; fields: %s", clip(t.Field), strings.Join(names, ", "))
 	}
-	segs := strings.Split(t.field, ".")
+	segs := strings.Split(t.Field, ".")
 	fd := fieldByName(md, segs[0])
 	if fd == nil {
-		return nil, filterErr("unknown field %q", clip(t.field))
+		return nil, filter.Errorf("unknown field %q", clip(t.Field))
 	}
 	switch {
 	case fd.IsMap():
@@ -236,7 +109,7 @@ func compileTerm(md protoreflect.MessageDescriptor, t term, spec filterSpec) (pr
 	case len(segs) == 2 && fd.Kind() == protoreflect.MessageKind && !isTimestamp(fd):
 		sub := fieldByName(fd.Message(), segs[1])
 		if sub == nil || sub.IsList() || sub.IsMap() {
-			return nil, filterErr("unknown field %q", clip(t.field))
+			return nil, filter.Errorf("unknown field %q", clip(t.Field))
 		}
 		cmp, err := compileScalar(sub, t)
 		if err != nil {
@@ -250,7 +123,7 @@ func compileTerm(md protoreflect.MessageDescriptor, t term, spec filterSpec) (pr
 			return cmp(sm.Get(sub), sm.Has(sub))
 		}, nil
 	case len(segs) != 1:
-		return nil, filterErr("unknown field %q", clip(t.field))
+		return nil, filter.Errorf("unknown field %q", clip(t.Field))
 	}
 	cmp, err := compileScalar(fd, t)
 	if err != nil {
@@ -269,16 +142,16 @@ func mapKeys[V any](m map[string]V) []string {
 
 // compileMap: `labels:key` (has the key; `labels:*` has any) and
 // `labels.key op value`.
-func compileMap(fd protoreflect.FieldDescriptor, segs []string, t term) (pred, error) {
+func compileMap(fd protoreflect.FieldDescriptor, segs []string, t filter.Term) (pred, error) {
 	if fd.MapKey().Kind() != protoreflect.StringKind || fd.MapValue().Kind() != protoreflect.StringKind {
-		return nil, filterErr("cannot filter on %q", clip(t.field))
+		return nil, filter.Errorf("cannot filter on %q", clip(t.Field))
 	}
 	switch {
-	case len(segs) == 1 && t.op == ":":
-		if t.value == "*" && !t.quoted {
+	case len(segs) == 1 && t.Op == ":":
+		if t.Value == "*" && !t.Quoted {
 			return func(m protoreflect.Message) bool { return m.Get(fd).Map().Len() > 0 }, nil
 		}
-		key := protoreflect.ValueOfString(t.value).MapKey()
+		key := protoreflect.ValueOfString(t.Value).MapKey()
 		return func(m protoreflect.Message) bool { return m.Get(fd).Map().Has(key) }, nil
 	case len(segs) == 2:
 		key := protoreflect.ValueOfString(segs[1]).MapKey()
@@ -294,20 +167,20 @@ func compileMap(fd protoreflect.FieldDescriptor, segs []string, t term) (pred, e
 			return cmp(mp.Get(key).String(), true)
 		}, nil
 	}
-	return nil, filterErr("%s: use %s:<key> or %s.<key> = <value>", t.field, segs[0], segs[0])
+	return nil, filter.Errorf("%s: use %s:<key> or %s.<key> = <value>", t.Field, segs[0], segs[0])
 }
 
 // compileList: `permissions:"x"` (an element equals x; `:*` non-empty),
 // and for repeated messages `federated_identities.issuer op value` (some
 // element matches).
-func compileList(fd protoreflect.FieldDescriptor, segs []string, t term) (pred, error) {
+func compileList(fd protoreflect.FieldDescriptor, segs []string, t filter.Term) (pred, error) {
 	if fd.Kind() == protoreflect.MessageKind {
 		if len(segs) != 2 {
-			return nil, filterErr("%s: name a field of its elements, e.g. %s.<field>", t.field, t.field)
+			return nil, filter.Errorf("%s: name a field of its elements, e.g. %s.<field>", t.Field, t.Field)
 		}
 		sub := fieldByName(fd.Message(), segs[1])
 		if sub == nil || sub.IsList() || sub.IsMap() {
-			return nil, filterErr("unknown field %q", clip(t.field))
+			return nil, filter.Errorf("unknown field %q", clip(t.Field))
 		}
 		cmp, err := compileScalar(sub, t)
 		if err != nil {
@@ -324,16 +197,16 @@ func compileList(fd protoreflect.FieldDescriptor, segs []string, t term) (pred, 
 			return false
 		}, nil
 	}
-	if len(segs) != 1 || t.op != ":" || fd.Kind() != protoreflect.StringKind {
-		return nil, filterErr("%s is a list: use %s:<value>", t.field, t.field)
+	if len(segs) != 1 || t.Op != ":" || fd.Kind() != protoreflect.StringKind {
+		return nil, filter.Errorf("%s is a list: use %s:<value>", t.Field, t.Field)
 	}
-	if t.value == "*" && !t.quoted {
+	if t.Value == "*" && !t.Quoted {
 		return func(m protoreflect.Message) bool { return m.Get(fd).List().Len() > 0 }, nil
 	}
 	return func(m protoreflect.Message) bool {
 		l := m.Get(fd).List()
 		for i := 0; i < l.Len(); i++ {
-			if l.Get(i).String() == t.value {
+			if l.Get(i).String() == t.Value {
 				return true
 			}
 		}
@@ -348,16 +221,16 @@ func isTimestamp(fd protoreflect.FieldDescriptor) bool {
 // scalarCmp tests a field value; has is false when the field is unset.
 type scalarCmp func(v protoreflect.Value, has bool) bool
 
-func compileScalar(fd protoreflect.FieldDescriptor, t term) (scalarCmp, error) {
+func compileScalar(fd protoreflect.FieldDescriptor, t filter.Term) (scalarCmp, error) {
 	// `field:*` means "is set" for every kind of field.
-	if t.op == ":" && t.value == "*" && !t.quoted {
+	if t.Op == ":" && t.Value == "*" && !t.Quoted {
 		return func(_ protoreflect.Value, has bool) bool { return has }, nil
 	}
 	switch {
 	case isTimestamp(fd):
 		return compileTime(fd, t)
 	case fd.Kind() == protoreflect.MessageKind:
-		return nil, filterErr("%s: only %s:* (is set) is supported", t.field, t.field)
+		return nil, filter.Errorf("%s: only %s:* (is set) is supported", t.Field, t.Field)
 	case fd.Kind() == protoreflect.StringKind:
 		cmp, err := compileString(t)
 		if err != nil {
@@ -372,18 +245,18 @@ func compileScalar(fd protoreflect.FieldDescriptor, t term) (scalarCmp, error) {
 	case fd.Kind() == protoreflect.EnumKind:
 		return compileEnum(fd, t)
 	case fd.Kind() == protoreflect.BoolKind:
-		want, err := strconv.ParseBool(t.value)
-		if err != nil || (t.op != "=" && t.op != "!=" && t.op != ":") {
-			return nil, filterErr("%s: compare with = true or = false", t.field)
+		want, err := strconv.ParseBool(t.Value)
+		if err != nil || (t.Op != "=" && t.Op != "!=" && t.Op != ":") {
+			return nil, filter.Errorf("%s: compare with = true or = false", t.Field)
 		}
 		return func(v protoreflect.Value, _ bool) bool {
 			got := v.IsValid() && v.Bool()
-			return (got == want) == (t.op != "!=")
+			return (got == want) == (t.Op != "!=")
 		}, nil
 	case fd.Kind() == protoreflect.Int32Kind || fd.Kind() == protoreflect.Int64Kind:
-		want, err := strconv.ParseInt(t.value, 10, 64)
+		want, err := strconv.ParseInt(t.Value, 10, 64)
 		if err != nil {
-			return nil, filterErr("%s: %q is not an integer", t.field, clip(t.value))
+			return nil, filter.Errorf("%s: %q is not an integer", t.Field, clip(t.Value))
 		}
 		ord, err := ordered(t)
 		if err != nil {
@@ -397,7 +270,7 @@ func compileScalar(fd protoreflect.FieldDescriptor, t term) (scalarCmp, error) {
 			return ord(cmpInt(got, want))
 		}, nil
 	}
-	return nil, filterErr("cannot filter on %q", clip(t.field))
+	return nil, filter.Errorf("cannot filter on %q", clip(t.Field))
 }
 
 func cmpInt(a, b int64) int {
@@ -411,8 +284,8 @@ func cmpInt(a, b int64) int {
 }
 
 // ordered turns an operator into a test of a three-way comparison.
-func ordered(t term) (func(int) bool, error) {
-	switch t.op {
+func ordered(t filter.Term) (func(int) bool, error) {
+	switch t.Op {
 	case "=", ":":
 		return func(c int) bool { return c == 0 }, nil
 	case "!=":
@@ -426,36 +299,36 @@ func ordered(t term) (func(int) bool, error) {
 	case ">=":
 		return func(c int) bool { return c >= 0 }, nil
 	}
-	return nil, filterErr("unknown operator %q", t.op)
+	return nil, filter.Errorf("unknown operator %q", t.Op)
 }
 
 // compileString: = and != compare exactly, or as a prefix when the value
 // ends in "*"; ":" is "=".
-func compileString(t term) (func(s string, has bool) bool, error) {
+func compileString(t filter.Term) (func(s string, has bool) bool, error) {
 	var eq func(string) bool
-	if p, ok := strings.CutSuffix(t.value, "*"); ok {
+	if p, ok := strings.CutSuffix(t.Value, "*"); ok {
 		eq = func(s string) bool { return strings.HasPrefix(s, p) }
 	} else {
-		eq = func(s string) bool { return s == t.value }
+		eq = func(s string) bool { return s == t.Value }
 	}
-	switch t.op {
+	switch t.Op {
 	case "=", ":":
 		return func(s string, _ bool) bool { return eq(s) }, nil
 	case "!=":
 		return func(s string, _ bool) bool { return !eq(s) }, nil
 	}
-	return nil, filterErr("%s: %s is only for time fields", t.field, t.op)
+	return nil, filter.Errorf("%s: %s is only for time fields", t.Field, t.Op)
 }
 
 // compileEnum accepts the value's full name (STATE_ACTIVE) or its name
 // without the enum's prefix (ACTIVE).
-func compileEnum(fd protoreflect.FieldDescriptor, t term) (scalarCmp, error) {
+func compileEnum(fd protoreflect.FieldDescriptor, t filter.Term) (scalarCmp, error) {
 	vals := fd.Enum().Values()
 	var num protoreflect.EnumNumber
 	found := false
 	for i := 0; i < vals.Len(); i++ {
 		name := string(vals.Get(i).Name())
-		if name == t.value || strings.HasSuffix(name, "_"+t.value) {
+		if name == t.Value || strings.HasSuffix(name, "_"+t.Value) {
 			num, found = vals.Get(i).Number(), true
 			break
 		}
@@ -467,23 +340,23 @@ func compileEnum(fd protoreflect.FieldDescriptor, t term) (scalarCmp, error) {
 				names = append(names, string(vals.Get(i).Name()))
 			}
 		}
-		return nil, filterErr("%s: %q is not one of %s", t.field, clip(t.value), strings.Join(names, ", "))
+		return nil, filter.Errorf("%s: %q is not one of %s", t.Field, clip(t.Value), strings.Join(names, ", "))
 	}
-	switch t.op {
+	switch t.Op {
 	case "=", ":":
 		return func(v protoreflect.Value, _ bool) bool { return v.IsValid() && v.Enum() == num }, nil
 	case "!=":
 		return func(v protoreflect.Value, _ bool) bool { return !v.IsValid() || v.Enum() != num }, nil
 	}
-	return nil, filterErr("%s: %s is only for time fields", t.field, t.op)
+	return nil, filter.Errorf("%s: %s is only for time fields", t.Field, t.Op)
 }
 
 // compileTime compares a Timestamp with an RFC 3339 time. An unset time
 // matches only !=.
-func compileTime(fd protoreflect.FieldDescriptor, t term) (scalarCmp, error) {
-	want, err := time.Parse(time.RFC3339Nano, t.value)
+func compileTime(fd protoreflect.FieldDescriptor, t filter.Term) (scalarCmp, error) {
+	want, err := time.Parse(time.RFC3339Nano, t.Value)
 	if err != nil {
-		return nil, filterErr("%s: %q is not an RFC 3339 time", t.field, clip(t.value))
+		return nil, filter.Errorf("%s: %q is not an RFC 3339 time", t.Field, clip(t.Value))
 	}
 	ord, err := ordered(t)
 	if err != nil {
@@ -493,7 +366,7 @@ func compileTime(fd protoreflect.FieldDescriptor, t term) (scalarCmp, error) {
 	nanoF := fd.Message().Fields().ByName("nanos")
 	return func(v protoreflect.Value, has bool) bool {
 		if !has || !v.IsValid() {
-			return t.op == "!="
+			return t.Op == "!="
 		}
 		m := v.Message()
 		got := time.Unix(m.Get(secF).Int(), m.Get(nanoF).Int())

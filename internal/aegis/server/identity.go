@@ -12,7 +12,7 @@ import (
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
 	"github.com/photoncloud/photoncloud/internal/aegis/authn"
 	"github.com/photoncloud/photoncloud/internal/aegis/policy"
-	"github.com/photoncloud/photoncloud/internal/aegis/store"
+	"github.com/photoncloud/photoncloud/internal/platform/filter"
 )
 
 type identityService struct {
@@ -82,21 +82,9 @@ func (i *identityService) GetUser(ctx context.Context, req *aegisv1.GetUserReque
 }
 
 func (i *identityService) ListUsers(ctx context.Context, req *aegisv1.ListUsersRequest) (*aegisv1.ListUsersResponse, error) {
-	if err := checkName("parent", req.GetParent(), shapeOrg); err != nil {
-		return nil, err
-	}
-	s := i.s
-	if _, err := s.authorize(ctx, permUsersList, req.GetParent()); err != nil {
-		return nil, err
-	}
-	match, err := compileFilter[*aegisv1.User](req.GetFilter(), userFilter)
+	us, next, err := listUnder(ctx, i.s, "parent", req.GetParent(), permUsersList, req, userFilter, i.s.st.ListUsers, shapeOrg)
 	if err != nil {
 		return nil, err
-	}
-	us, next, err := s.st.ListUsers(req.GetParent(), store.ListOptions[*aegisv1.User]{
-		PageSize: req.GetPageSize(), PageToken: req.GetPageToken(), Filter: req.GetFilter(), Match: match})
-	if err != nil {
-		return nil, s.apiErr(err)
 	}
 	return &aegisv1.ListUsersResponse{Users: us, NextPageToken: next}, nil
 }
@@ -274,22 +262,11 @@ func (i *identityService) GetGroup(ctx context.Context, req *aegisv1.GetGroupReq
 }
 
 func (i *identityService) ListGroups(ctx context.Context, req *aegisv1.ListGroupsRequest) (*aegisv1.ListGroupsResponse, error) {
-	if err := checkName("parent", req.GetParent(), shapeOrg); err != nil {
-		return nil, err
-	}
-	s := i.s
-	if _, err := s.authorize(ctx, permGroupsList, req.GetParent()); err != nil {
-		return nil, err
-	}
-	spec := groupFilterSpec(s)
-	match, err := compileFilter[*aegisv1.Group](req.GetFilter(), spec)
+	// The spec only captures s: its members: term reads the store when the
+	// filter is compiled, after the authorization.
+	gs, next, err := listUnder(ctx, i.s, "parent", req.GetParent(), permGroupsList, req, groupFilterSpec(i.s), i.s.st.ListGroups, shapeOrg)
 	if err != nil {
 		return nil, err
-	}
-	gs, next, err := s.st.ListGroups(req.GetParent(), store.ListOptions[*aegisv1.Group]{
-		PageSize: req.GetPageSize(), PageToken: req.GetPageToken(), Filter: req.GetFilter(), Match: match})
-	if err != nil {
-		return nil, s.apiErr(err)
 	}
 	return &aegisv1.ListGroupsResponse{Groups: gs, NextPageToken: next}, nil
 }
@@ -297,11 +274,11 @@ func (i *identityService) ListGroups(ctx context.Context, req *aegisv1.ListGroup
 // groupFilterSpec adds `members:"<principal>"`: the groups of a principal.
 func groupFilterSpec(s *Server) filterSpec {
 	spec := filterSpec{fields: []string{"display_name", "labels", "create_time"}}
-	spec.custom = map[string]customField{"members": func(t term) (pred, error) {
-		if t.op != ":" && t.op != "=" {
-			return nil, filterErr(`members: use members:"<user or service account>"`)
+	spec.custom = map[string]customField{"members": func(t filter.Term) (pred, error) {
+		if t.Op != ":" && t.Op != "=" {
+			return nil, filter.Errorf(`members: use members:"<user or service account>"`)
 		}
-		groups := s.st.GroupsOf(t.value)
+		groups := s.st.GroupsOf(t.Value)
 		nameF := (&aegisv1.Group{}).ProtoReflect().Descriptor().Fields().ByName("name")
 		return func(m protoreflect.Message) bool {
 			_, found := slices.BinarySearch(groups, m.Get(nameF).String())
@@ -399,22 +376,12 @@ func (i *identityService) RemoveGroupMember(ctx context.Context, req *aegisv1.Re
 	return empty(err, s)
 }
 
+// ListGroupMembers lists under the group, with the group's get permission:
+// members are part of what a group is.
 func (i *identityService) ListGroupMembers(ctx context.Context, req *aegisv1.ListGroupMembersRequest) (*aegisv1.ListGroupMembersResponse, error) {
-	if err := checkName("group", req.GetGroup(), shapeGroup); err != nil {
-		return nil, err
-	}
-	s := i.s
-	if _, err := s.authorize(ctx, permGroupsGet, req.GetGroup()); err != nil {
-		return nil, err
-	}
-	match, err := compileFilter[*aegisv1.GroupMember](req.GetFilter(), memberFilter)
+	ms, next, err := listUnder(ctx, i.s, "group", req.GetGroup(), permGroupsGet, req, memberFilter, i.s.st.ListGroupMembers, shapeGroup)
 	if err != nil {
 		return nil, err
-	}
-	ms, next, err := s.st.ListGroupMembers(req.GetGroup(), store.ListOptions[*aegisv1.GroupMember]{
-		PageSize: req.GetPageSize(), PageToken: req.GetPageToken(), Filter: req.GetFilter(), Match: match})
-	if err != nil {
-		return nil, s.apiErr(err)
 	}
 	return &aegisv1.ListGroupMembersResponse{Members: ms, NextPageToken: next}, nil
 }
@@ -444,21 +411,9 @@ func (i *identityService) GetServiceAccount(ctx context.Context, req *aegisv1.Ge
 }
 
 func (i *identityService) ListServiceAccounts(ctx context.Context, req *aegisv1.ListServiceAccountsRequest) (*aegisv1.ListServiceAccountsResponse, error) {
-	if err := checkName("parent", req.GetParent(), saParentShapes...); err != nil {
-		return nil, err
-	}
-	s := i.s
-	if _, err := s.authorize(ctx, permSAsList, req.GetParent()); err != nil {
-		return nil, err
-	}
-	match, err := compileFilter[*aegisv1.ServiceAccount](req.GetFilter(), saFilter)
+	sas, next, err := listUnder(ctx, i.s, "parent", req.GetParent(), permSAsList, req, saFilter, i.s.st.ListServiceAccounts, saParentShapes...)
 	if err != nil {
 		return nil, err
-	}
-	sas, next, err := s.st.ListServiceAccounts(req.GetParent(), store.ListOptions[*aegisv1.ServiceAccount]{
-		PageSize: req.GetPageSize(), PageToken: req.GetPageToken(), Filter: req.GetFilter(), Match: match})
-	if err != nil {
-		return nil, s.apiErr(err)
 	}
 	return &aegisv1.ListServiceAccountsResponse{ServiceAccounts: sas, NextPageToken: next}, nil
 }
@@ -548,21 +503,9 @@ func (i *identityService) GetServiceAccountKey(ctx context.Context, req *aegisv1
 }
 
 func (i *identityService) ListServiceAccountKeys(ctx context.Context, req *aegisv1.ListServiceAccountKeysRequest) (*aegisv1.ListServiceAccountKeysResponse, error) {
-	if err := checkName("parent", req.GetParent(), saShapes...); err != nil {
-		return nil, err
-	}
-	s := i.s
-	if _, err := s.authorize(ctx, permKeysList, req.GetParent()); err != nil {
-		return nil, err
-	}
-	match, err := compileFilter[*aegisv1.ServiceAccountKey](req.GetFilter(), keyFilter)
+	ks, next, err := listUnder(ctx, i.s, "parent", req.GetParent(), permKeysList, req, keyFilter, i.s.st.ListServiceAccountKeys, saShapes...)
 	if err != nil {
 		return nil, err
-	}
-	ks, next, err := s.st.ListServiceAccountKeys(req.GetParent(), store.ListOptions[*aegisv1.ServiceAccountKey]{
-		PageSize: req.GetPageSize(), PageToken: req.GetPageToken(), Filter: req.GetFilter(), Match: match})
-	if err != nil {
-		return nil, s.apiErr(err)
 	}
 	return &aegisv1.ListServiceAccountKeysResponse{Keys: ks, NextPageToken: next}, nil
 }

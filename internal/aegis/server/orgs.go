@@ -47,6 +47,7 @@ const (
 	permRolesList        = "aegis:roles:list"
 	permRolesUpdate      = "aegis:roles:update"
 	permRolesDelete      = "aegis:roles:delete"
+	permRolesBind        = "aegis:roles:bind" // see escalation.go
 	permBindingsCreate   = "aegis:bindings:create"
 	permBindingsGet      = "aegis:bindings:get"
 	permBindingsList     = "aegis:bindings:list"

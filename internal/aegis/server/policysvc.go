@@ -2,13 +2,13 @@ package server
 
 import (
 	"context"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
-	"github.com/photoncloud/photoncloud/internal/aegis/store"
 )
 
 type policyService struct {
@@ -60,14 +60,9 @@ func (p *policyService) ListRoles(ctx context.Context, req *aegisv1.ListRolesReq
 			return nil, err
 		}
 	}
-	match, err := compileFilter[*aegisv1.Role](req.GetFilter(), roleFilter)
+	rs, next, err := listPage(s, parent, req, roleFilter, s.st.ListRoles)
 	if err != nil {
 		return nil, err
-	}
-	rs, next, err := s.st.ListRoles(parent, store.ListOptions[*aegisv1.Role]{
-		PageSize: req.GetPageSize(), PageToken: req.GetPageToken(), Filter: req.GetFilter(), Match: match})
-	if err != nil {
-		return nil, s.apiErr(err)
 	}
 	return &aegisv1.ListRolesResponse{Roles: rs, NextPageToken: next}, nil
 }
@@ -159,6 +154,9 @@ func (p *policyService) CreateBinding(ctx context.Context, req *aegisv1.CreateBi
 	if err != nil {
 		return nil, err
 	}
+	if _, err := s.checkBind(ctx, c, parent, req.GetBinding()); err != nil {
+		return nil, err
+	}
 	b, err := s.st.CreateBinding(ctx, parent, req.GetBindingId(), req.GetBinding(), c.Principal)
 	resource := parent + "/bindings/" + req.GetBindingId()
 	switch {
@@ -176,21 +174,9 @@ func (p *policyService) GetBinding(ctx context.Context, req *aegisv1.GetBindingR
 }
 
 func (p *policyService) ListBindings(ctx context.Context, req *aegisv1.ListBindingsRequest) (*aegisv1.ListBindingsResponse, error) {
-	if err := checkName("parent", req.GetParent(), containerShapes...); err != nil {
-		return nil, err
-	}
-	s := p.s
-	if _, err := s.authorize(ctx, permBindingsList, req.GetParent()); err != nil {
-		return nil, err
-	}
-	match, err := compileFilter[*aegisv1.Binding](req.GetFilter(), bindingFilter)
+	bs, next, err := listUnder(ctx, p.s, "parent", req.GetParent(), permBindingsList, req, bindingFilter, p.s.st.ListBindings, containerShapes...)
 	if err != nil {
 		return nil, err
-	}
-	bs, next, err := s.st.ListBindings(req.GetParent(), store.ListOptions[*aegisv1.Binding]{
-		PageSize: req.GetPageSize(), PageToken: req.GetPageToken(), Filter: req.GetFilter(), Match: match})
-	if err != nil {
-		return nil, s.apiErr(err)
 	}
 	return &aegisv1.ListBindingsResponse{Bindings: bs, NextPageToken: next}, nil
 }
@@ -209,8 +195,22 @@ func (p *policyService) UpdateBinding(ctx context.Context, req *aegisv1.UpdateBi
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.st.UpdateBinding(ctx, name, req.GetBinding().GetEtag(), func(next *aegisv1.Binding) error { return plan.apply(next) })
-	s.auditChange(ctx, c, permBindingsUpdate, name, plan.fieldMask(), b.GetEtag(), err)
+	// The rule against escalation applies to the binding as it will be
+	// stored (a condition dropped, an expiry moved), so it is checked in
+	// the update, against the current record; a refusal is audited as
+	// such, not again as a failed change.
+	refused := false
+	b, err := s.st.UpdateBinding(ctx, name, req.GetBinding().GetEtag(), func(next *aegisv1.Binding) error {
+		if err := plan.apply(next); err != nil {
+			return err
+		}
+		var err error
+		refused, err = s.checkBind(ctx, c, containerOf(name), next)
+		return err
+	})
+	if !refused {
+		s.auditChange(ctx, c, permBindingsUpdate, name, plan.fieldMask(), b.GetEtag(), err)
+	}
 	return b, s.apiErr(err)
 }
 
@@ -227,4 +227,11 @@ func (p *policyService) DeleteBinding(ctx context.Context, req *aegisv1.DeleteBi
 	err = s.st.DeleteBinding(ctx, name, req.GetEtag())
 	s.auditChange(ctx, c, permBindingsDelete, name, nil, "", err)
 	return empty(err, s)
+}
+
+// containerOf is the container ("system", an org or a project) that holds
+// a binding.
+func containerOf(binding string) string {
+	c, _, _ := strings.Cut(binding, "/bindings/")
+	return c
 }

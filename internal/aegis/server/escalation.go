@@ -1,0 +1,199 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
+	"github.com/photoncloud/photoncloud/internal/aegis/policy"
+)
+
+// Anti-escalation (policy.proto, CreateBinding): aegis:bindings:create on
+// a container says who may manage the bindings there, not which roles they
+// may hand out. Without a further rule, anyone who may create bindings in
+// a project could bind themselves (or an accomplice) any role there, and
+// so gain every permission any role holds. As in Kubernetes RBAC, creating
+// or updating a binding of role R at scope S therefore also needs either
+// aegis:roles:bind at S, which the built-in admin roles hold, or that the
+// caller already holds every permission of R at S.
+//
+// "Holds" is decided conservatively, from the same evaluator state that
+// makes decisions, but not with one decision per permission: a role's
+// permissions are patterns ("flashdns:*:*" also covers permissions no
+// service checks yet), so each must be subsumed by a pattern of a role the
+// caller is bound to. Only allow bindings that need no condition count, and
+// only if they last at least as long as the new binding; any deny of the
+// caller that could touch the permission counts against it, whatever its
+// condition, since a condition true at another time or from another
+// address would take the permission away.
+//
+// The rule covers deny bindings too: taking a role's permissions away from
+// someone is as much the business of the permissions' holders as granting
+// them.
+
+// checkBind applies the anti-escalation rule to binding b (role, scope,
+// expiry as they will be stored) in container, for caller c. A refusal
+// is audited (audited is set) and answered PERMISSION_DENIED (NOT_FOUND
+// outside the caller's tenant) naming a permission the caller lacks; the
+// caller writes nothing then.
+func (s *Server) checkBind(ctx context.Context, c *Caller, container string, b *aegisv1.Binding) (audited bool, err error) {
+	scope := b.GetScope()
+	if scope == "" {
+		scope = container
+	}
+	// The store checks these too, but the checks below need a scope
+	// that is a policy resource inside the container: outside it, they
+	// would be asked about a place where the binding can never apply.
+	res, err := policy.ParseResource(scope)
+	if err != nil {
+		return false, status.Errorf(codes.InvalidArgument, "binding.scope %q: %v", clip(scope), err)
+	}
+	if !within(scope, container) {
+		return false, status.Errorf(codes.InvalidArgument, "binding.scope %q is not in %q", clip(scope), container)
+	}
+	ok, d, err := s.allowed(ctx, c, permRolesBind, scope)
+	if err != nil || ok {
+		return false, err
+	}
+	role := b.GetRole()
+	// Custom roles are looked up only in the container's own org (as the
+	// store requires), so that the answer says nothing about another
+	// org's roles.
+	if org := policy.OrgOf(role); org != "" && org != policy.OrgOf(container) {
+		return false, status.Errorf(codes.InvalidArgument, "custom role %q can only be used in bindings of orgs/%s", clip(role), org)
+	}
+	r, found := s.eval.Role(strings.TrimPrefix(role, "roles/"))
+	if !found {
+		return false, status.Errorf(codes.NotFound, "role %q not found", clip(role))
+	}
+	missing := s.missingPermission(c, r.Permissions, res, s.bindingEnd(b))
+	if missing == "" {
+		return false, nil
+	}
+	code := codes.PermissionDenied
+	msg := fmt.Sprintf("binding %s at %s needs %s there, or every permission of the role: %s does not hold %s (without condition) at %s",
+		role, scope, permRolesBind, c.Principal, missing, scope)
+	if s.hidden(ctx, c, scope) {
+		code, msg = codes.NotFound, fmt.Sprintf("%s not found", scope)
+	}
+	s.auditDenied(ctx, c, permRolesBind, scope, d, code, msg)
+	return true, status.Error(code, msg)
+}
+
+// bindingEnd is when b stops applying (zero: never). A ttl counts from
+// now, as the store will convert it.
+func (s *Server) bindingEnd(b *aegisv1.Binding) time.Time {
+	switch e := b.GetExpiration().(type) {
+	case *aegisv1.Binding_ExpireTime:
+		return e.ExpireTime.AsTime()
+	case *aegisv1.Binding_Ttl:
+		return s.now().Add(e.Ttl.AsDuration())
+	}
+	return time.Time{}
+}
+
+// missingPermission returns the first of perms (role permission patterns)
+// that c does not hold at res until end (zero: forever), or "" when it
+// holds them all (see the rule above).
+func (s *Server) missingPermission(c *Caller, perms []string, res policy.Resource, end time.Time) string {
+	if len(perms) == 0 {
+		return ""
+	}
+	// The credential's downscoping applies as in every decision.
+	if c.Project != "" && !within(res.String(), c.Project) {
+		return perms[0]
+	}
+	for _, p := range perms {
+		if len(c.Permissions) > 0 && !slices.ContainsFunc(c.Permissions, func(t string) bool { return permissionCovers(t, p) }) {
+			return p
+		}
+	}
+	allows, denies, denyAll := s.heldPatterns(c, res, end)
+	if denyAll {
+		return perms[0]
+	}
+	for _, p := range perms {
+		if !slices.ContainsFunc(allows, func(a string) bool { return permissionCovers(a, p) }) ||
+			slices.ContainsFunc(denies, func(d string) bool { return patternsOverlap(d, p) }) {
+			return p
+		}
+	}
+	return ""
+}
+
+// heldPatterns collects, from the caller's bindings (its own and its
+// existing groups') at res and its ancestors, the permission patterns of
+// the allow bindings that count and those of every deny binding. denyAll
+// is set by a deny naming a missing role (which denies everything) and for
+// a principal the evaluator does not know or has disabled.
+func (s *Server) heldPatterns(c *Caller, res policy.Resource, end time.Time) (allows, denies []string, denyAll bool) {
+	p, ok := s.eval.Principal(c.PolicyPrincipal)
+	if c.PolicyPrincipal == "" || !ok || p.Disabled {
+		return nil, nil, true
+	}
+	subjects := []string{c.PolicyPrincipal}
+	for _, g := range s.eval.GroupsOf(c.PolicyPrincipal) {
+		if _, ok := s.eval.Group(g); ok {
+			subjects = append(subjects, g)
+		}
+	}
+	// In a suspended org only the bindings of the system container
+	// grant anything (see decide).
+	suspended := false
+	if org := res.Org(); org != "" {
+		suspended = s.st.OrgFacts("orgs/"+org).OrgState == aegisv1.Org_STATE_SUSPENDED
+	}
+	now := s.now()
+	for _, scope := range res.Ancestors() {
+		for _, b := range s.eval.BindingsAt(scope) {
+			if !slices.Contains(subjects, b.Subject) || (!b.ExpireTime.IsZero() && !now.Before(b.ExpireTime)) {
+				continue
+			}
+			r, found := s.eval.Role(b.Role)
+			if b.Effect == policy.EffectDeny {
+				if !found {
+					return nil, nil, true
+				}
+				denies = append(denies, r.Permissions...)
+				continue
+			}
+			if !found || b.Condition != "" || !outlasts(b.ExpireTime, end) {
+				continue
+			}
+			if suspended {
+				if name, ok := s.st.BindingName(b.ID); !ok || !strings.HasPrefix(name, "system/") {
+					continue
+				}
+			}
+			allows = append(allows, r.Permissions...)
+		}
+	}
+	return allows, denies, false
+}
+
+// outlasts reports whether a grant ending at held (zero: never) lasts at
+// least until end (zero: never).
+func outlasts(held, end time.Time) bool {
+	return held.IsZero() || (!end.IsZero() && !held.Before(end))
+}
+
+// patternsOverlap reports whether two permission patterns match some
+// permission in common: segment by segment, equal or either one "*".
+func patternsOverlap(a, b string) bool {
+	as, bs := strings.Split(a, ":"), strings.Split(b, ":")
+	if len(as) != 3 || len(bs) != 3 {
+		return true // not a pattern: assume the worst
+	}
+	for i := range as {
+		if as[i] != "*" && bs[i] != "*" && as[i] != bs[i] {
+			return false
+		}
+	}
+	return true
+}
