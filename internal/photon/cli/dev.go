@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
+	aegisclient "github.com/photoncloud/photoncloud/client/aegis"
 	"github.com/photoncloud/photoncloud/internal/aegis"
 	"github.com/photoncloud/photoncloud/internal/chainfire"
 	"github.com/photoncloud/photoncloud/internal/platform"
@@ -194,7 +195,7 @@ func startDevAegis(ctx context.Context, o *devOptions, chainfireAddr string, lg 
 // ensureDevTenant creates org dev and its project default unless they
 // exist.
 func ensureDevTenant(ctx context.Context, t target, accessToken string) error {
-	conn, err := t.dial(bearerCreds{src: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: accessToken}), secure: t.useTLS()})
+	conn, err := t.dial(aegisclient.TokenCredentials(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: accessToken}), t.useTLS()))
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
+	aegisclient "github.com/photoncloud/photoncloud/client/aegis"
 	"github.com/photoncloud/photoncloud/internal/flashdns"
 )
 
@@ -88,7 +89,7 @@ func ensureDevDNSIdentity(ctx context.Context, t target, adminToken, keyFile str
 		}
 		return devDNSKey{}, fmt.Errorf("no key in %s and no admin session to create one", keyFile)
 	}
-	conn, err := t.dial(bearerCreds{src: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: adminToken}), secure: t.useTLS()})
+	conn, err := t.dial(aegisclient.TokenCredentials(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: adminToken}), t.useTLS()))
 	if err != nil {
 		return devDNSKey{}, err
 	}

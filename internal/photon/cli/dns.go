@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	flashdnsv1 "github.com/photoncloud/photoncloud/api/flashdns/v1"
+	aegisclient "github.com/photoncloud/photoncloud/client/aegis"
 	"github.com/photoncloud/photoncloud/internal/flashdns/zone"
 )
 
@@ -60,7 +61,9 @@ session's access token and asks Aegis whether each call is allowed.
 A zone is named by its DNS name with its project in --org and --project
 (example.com --org acme --project web), by its full name
 (orgs/acme/projects/web/zones/example.com), or, for a reverse zone, by its
-network (192.0.2.0/24 --org acme --project web).
+network (192.0.2.0/24 --org acme --project web). After photon login
+--project, the session's project stands in for --org and --project when
+neither is given.
 
 FlashDNS is reached at --flashdns-url (or $` + envFlashDNSURL + `): http:// is
 plaintext gRPC, allowed to loopback addresses only unless --insecure;
@@ -173,6 +176,7 @@ func (d dnsTarget) dial(creds credentials.PerRPCCredentials) (*grpc.ClientConn, 
 type dnsCall struct {
 	ctx  context.Context
 	conn *grpc.ClientConn
+	src  *storedTokenSource // the tokens conn sends; nil: none
 	url  string
 	out  *printer
 }
@@ -186,7 +190,7 @@ func (c *dnsCall) records() flashdnsv1.RecordSetServiceClient {
 }
 
 // rpc explains a failed FlashDNS call of op.
-func (c *dnsCall) rpc(op string, err error) error { return explainDNS(op, c.url, err) }
+func (c *dnsCall) rpc(op string, err error) error { return explainDNS(op, c.url, c.src.callErr(err)) }
 
 // deleted reports a deletion; JSON output stays empty.
 func (c *dnsCall) deleted(name string) error {
@@ -201,8 +205,9 @@ func (c *dnsCall) deleted(name string) error {
 type dnsAction func(c *dnsCall) error
 
 // run builds a RunE as iamOptions.run does: prepare checks arguments and
-// flags without I/O (beyond reading a zone file), then the action runs
-// with a connection carrying the session's token.
+// flags without I/O (beyond reading a zone file, and the session's project
+// from the credentials file), then the action runs with a connection
+// carrying the session's token.
 func (o *dnsOptions) run(prepare func(cmd *cobra.Command, args []string) (dnsAction, error)) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		out, err := newPrinter(cmd.OutOrStdout(), o.output)
@@ -231,14 +236,14 @@ func (o *dnsOptions) run(prepare func(cmd *cobra.Command, args []string) (dnsAct
 		// answers UNAUTHENTICATED, which says to run photon login.
 		var creds credentials.PerRPCCredentials
 		if src != nil {
-			creds = bearerCreds{src: src, secure: d.tls}
+			creds = aegisclient.TokenCredentials(src, d.tls)
 		}
 		cc, err := d.dial(creds)
 		if err != nil {
 			return err
 		}
 		defer cc.Close()
-		return act(&dnsCall{ctx: ctx, conn: cc, url: d.url, out: out})
+		return act(&dnsCall{ctx: ctx, conn: cc, src: src, url: d.url, out: out})
 	}
 }
 
@@ -266,42 +271,50 @@ func explainDNS(op, url string, err error) error {
 }
 
 // projectFlags are --org and --project: the project of the zones a
-// command names by DNS name, or of a new zone.
-type projectFlags struct {
-	org     string
-	project string
+// command names by DNS name, or of a new zone. They are iam's, with help
+// of their own and the project required.
+type projectFlags struct{ parentFlags }
+
+// projectFlags returns the --org and --project of a dns command, for
+// which the project of a downscoped session stands in.
+func (o *dnsOptions) projectFlags() projectFlags {
+	return projectFlags{parentFlags{scope: sessionScope(o.env, &o.conn)}}
 }
 
 func (p *projectFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&p.org, "org", "", "the org of the zone's project: acme or orgs/acme")
-	fs.StringVar(&p.project, "project", "", "the zone's project: web (with --org) or orgs/acme/projects/web")
+	fs.StringVar(&p.project, "project", "", "the zone's project: web (with --org) or orgs/acme/projects/web (default with neither flag: a downscoped session's)")
 }
 
 // name is the project's resource name, orgs/<org>/projects/<project>.
 func (p *projectFlags) name() (string, error) {
-	if strings.HasPrefix(p.project, "orgs/") {
-		parts := strings.Split(p.project, "/")
-		if len(parts) != 4 || parts[1] == "" || parts[2] != "projects" || parts[3] == "" {
-			return "", fmt.Errorf("--project %q: want web (with --org) or orgs/acme/projects/web", p.project)
+	org, project, err := withScope(p.org, p.project, p.scope)
+	if err != nil {
+		return "", err
+	}
+	if strings.HasPrefix(project, "orgs/") {
+		projectOrg, _, ok := splitProjectName(project)
+		if !ok {
+			return "", fmt.Errorf("--project %q: want web (with --org) or orgs/acme/projects/web", project)
 		}
-		if p.org != "" {
-			if id, ok := orgID(p.org); !ok || id != parts[1] {
-				return "", fmt.Errorf("--org %q differs from the org of --project %s", p.org, p.project)
+		if org != "" {
+			if id, ok := orgID(org); !ok || id != projectOrg {
+				return "", fmt.Errorf("--org %q differs from the org of --project %s", org, project)
 			}
 		}
-		return p.project, nil
+		return project, nil
 	}
-	if p.org == "" || p.project == "" {
+	if org == "" || project == "" {
 		return "", errors.New("--org and --project are required (or give --project orgs/<org>/projects/<project>, or a full zone name)")
 	}
-	id, ok := orgID(p.org)
+	id, ok := orgID(org)
 	if !ok {
-		return "", fmt.Errorf("--org %q: want acme or orgs/acme", p.org)
+		return "", fmt.Errorf("--org %q: want acme or orgs/acme", org)
 	}
-	if strings.Contains(p.project, "/") {
-		return "", fmt.Errorf("--project %q: want web (with --org) or orgs/acme/projects/web", p.project)
+	if strings.Contains(project, "/") {
+		return "", fmt.Errorf("--project %q: want web (with --org) or orgs/acme/projects/web", project)
 	}
-	return "orgs/" + id + "/projects/" + p.project, nil
+	return "orgs/" + id + "/projects/" + project, nil
 }
 
 // zoneResource is the resource name of the zone arg names: a full name

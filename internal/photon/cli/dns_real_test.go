@@ -182,6 +182,22 @@ www.example.com.   A     300      192.0.2.3
 		t.Fatalf("record list www A:\n%s", out)
 	}
 
+	// get reads one set, named relative to the zone or fully, the SOA too.
+	for _, args := range [][]string{with("record", "get", "example.com", "www", "a"), {"record", "get", "orgs/acme/projects/web/zones/example.com", "WWW.Example.com.", "A"}} {
+		if out := dnsOK(t, "", args...); out != "NAME     www.example.com.\nTYPE     A\nTTL      300\nRECORDS  192.0.2.1\n         192.0.2.3\n" {
+			t.Fatalf("record get %q:\n%s", args, out)
+		}
+	}
+	var soa map[string]any
+	dnsJSON(t, &soa, with("record", "get", "--zone", "example.com", "@", "SOA")...)
+	if soa["name"] != "example.com." || soa["type"] != "SOA" || len(soa["records"].([]any)) != 1 {
+		t.Fatalf("record get @ SOA: %v", soa)
+	}
+	if errs := dnsFails(t, with("record", "get", "example.com", "www", "AAAA")...); !strings.HasPrefix(errs,
+		"photon: get www AAAA in orgs/acme/projects/web/zones/example.com: not found (or not visible to you): ") {
+		t.Fatalf("record get of a missing set: %q", errs)
+	}
+
 	// An exact delete compares records and TTL; a mismatch changes nothing.
 	if errs := dnsFails(t, with("record", "delete", "--zone", "example.com", "www", "A", "192.0.2.1", "192.0.2.3", "--ttl", "10m")...); !strings.HasPrefix(errs,
 		"photon: delete www A from orgs/acme/projects/web/zones/example.com: refused: ") {
@@ -353,6 +369,16 @@ func TestDNSRealAccess(t *testing.T) {
 		t.Fatalf("viewer sets a record: %q", errs)
 	}
 
+	// Downscoped to the project, carol's session stands in for --org and
+	// --project.
+	if code, _, errs := photon(t, "carol's password\n", "login", "-u", "carol", "--org", "acme", "--project", "web", "--password-stdin"); code != 0 {
+		t.Fatalf("login --project: %s", errs)
+	}
+	dnsOK(t, "", "zone", "get", "example.com")
+	if out := dnsOK(t, "", "record", "get", "example.com", "@", "NS"); !strings.HasPrefix(out, "NAME     example.com.\nTYPE     NS\n") {
+		t.Fatalf("record get with the session's project:\n%s", out)
+	}
+
 	loginAs(t, "bob@zeta", bobPassword)
 	if errs := dnsFails(t, "zone", "get", "orgs/acme/projects/web/zones/example.com"); !strings.HasPrefix(errs,
 		"photon: get zone orgs/acme/projects/web/zones/example.com: not found (or not visible to you): ") {
@@ -410,6 +436,8 @@ func TestDNSRealDocExamples(t *testing.T) {
 	if len(sets) != 1 || len(sets[0]["records"].([]any)) != 1 || strings.Count(sets[0]["records"].([]any)[0].(string), `" "`) != 1 {
 		t.Fatalf("DKIM TXT: %v", sets)
 	}
+	dnsOK(t, "", append([]string{"record", "get", "example.com", "@", "MX"}, p...)...)
+	dnsOK(t, "", append([]string{"record", "get", "www", "A", "-o", "json"}, z...)...)
 	dnsOK(t, "", append([]string{"record", "delete", "www", "AAAA"}, z...)...)
 	dnsOK(t, "", append([]string{"record", "delete", "www", "A", "192.0.2.1", "192.0.2.2", "--ttl", "300"}, z...)...)
 	dnsOK(t, "", append([]string{"zone", "update", "example.com", "--default-ttl", "5m", "--negative-ttl", "60"}, p...)...)
@@ -430,6 +458,7 @@ func TestDNSRealDocExamples(t *testing.T) {
 		dnsOK(t, "", append(append([]string{"reverse", "create"}, args...), p...)...)
 	}
 	dnsOK(t, "", append([]string{"record", "set", "--zone", "192.0.2.0/24", "1", "PTR", "gateway.example.com."}, p...)...)
+	dnsOK(t, "", append([]string{"record", "get", "--zone", "192.0.2.0/24", "1", "PTR"}, p...)...)
 	dnsOK(t, "", append([]string{"zone", "update", "192.0.2.0/24", "--ptr-pattern", "host-{4}.example.com."}, p...)...)
 	dnsOK(t, "", append([]string{"zone", "update", "192.0.2.0/24", "--ptr-pattern", ""}, p...)...)
 	if out := dnsOK(t, "", append([]string{"reverse", "list"}, p...)...); strings.Count(out, "\n") != 5 {

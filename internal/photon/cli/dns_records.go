@@ -21,14 +21,15 @@ func newDNSRecordCommand(o *dnsOptions) *cobra.Command {
 		Use:     "record",
 		Aliases: []string{"records"},
 		Short:   "Manage the record sets of a zone",
-		Long: `record reads and changes the record sets of the zone --zone: all records of
-one owner name and type, with one TTL. Owner names are relative to the zone
-(www, @ for the apex) unless they end in a dot. Each record is one
-argument in zone-file form: quote records with spaces ('10 mail.example.com.').
+		Long: `record reads and changes the record sets of the zone --zone (which get
+also takes as its first argument): all records of one owner name and type,
+with one TTL. Owner names are relative to the zone (www, @ for the apex)
+unless they end in a dot. Each record is one argument in zone-file form:
+quote records with spaces ('10 mail.example.com.').
 Every change increments the zone's serial and is served by every FlashDNS
 replica within a second.`,
 	}
-	cmd.AddCommand(listRecordsCmd(o), setRecordCmd(o), deleteRecordCmd(o))
+	cmd.AddCommand(listRecordsCmd(o), getRecordCmd(o), setRecordCmd(o), deleteRecordCmd(o))
 	return cmd
 }
 
@@ -51,7 +52,7 @@ func (z *recordZoneFlags) name() (string, error) {
 }
 
 func listRecordsCmd(o *dnsOptions) *cobra.Command {
-	var zf recordZoneFlags
+	zf := recordZoneFlags{pf: o.projectFlags()}
 	var prefix, typ string
 	var limit int
 	cmd := &cobra.Command{
@@ -125,8 +126,66 @@ func recordColumns() []column[*flashdnsv1.RecordSet] {
 	}
 }
 
+func getRecordCmd(o *dnsOptions) *cobra.Command {
+	zf := recordZoneFlags{pf: o.projectFlags()}
+	cmd := &cobra.Command{
+		Use:   "get [ZONE] NAME TYPE",
+		Short: "Show one record set",
+		Long: `get shows the record set NAME TYPE of ZONE, or of --zone as the other
+record commands take the zone. The SOA set can be read too. -o json gives
+the record set as the API returns it.`,
+		Example: `  photon dns record get example.com www A --org acme --project web
+  photon dns record get orgs/acme/projects/web/zones/example.com @ MX -o json
+  photon dns record get --zone 192.0.2.0/24 --org acme --project web 1 PTR`,
+		Args: cobra.RangeArgs(2, 3),
+		RunE: o.run(func(_ *cobra.Command, args []string) (dnsAction, error) {
+			switch {
+			case len(args) == 3 && zf.zone != "":
+				return nil, errors.New("give the zone as an argument or as --zone, not both")
+			case len(args) == 3:
+				zf.zone, args = args[0], args[1:]
+			case zf.zone == "":
+				return nil, errors.New("give the zone: get ZONE NAME TYPE, or --zone")
+			}
+			n, err := zf.name()
+			if err != nil {
+				return nil, err
+			}
+			if args[0] == "" {
+				return nil, errors.New("empty owner name: use @ for the zone apex")
+			}
+			req := &flashdnsv1.GetRecordSetRequest{Zone: n, Name: args[0], Type: strings.ToUpper(args[1])}
+			what := req.GetName() + " " + req.GetType()
+			return func(c *dnsCall) error {
+				r, err := c.records().GetRecordSet(c.ctx, req)
+				if err != nil {
+					return c.rpc("get "+what+" in "+n, err)
+				}
+				return showOne(c.out, r, recordSetDetail(r))
+			}, nil
+		}),
+	}
+	zf.add(cmd.Flags())
+	return cmd
+}
+
+// recordSetDetail is the table of one set: a line per record, since
+// records may hold the spaces and commas a joined list would need.
+func recordSetDetail(s *flashdnsv1.RecordSet) []column[*flashdnsv1.RecordSet] {
+	cols := recordColumns()[:3] // NAME, TYPE, TTL
+	header := "RECORDS"
+	for _, r := range s.GetRecords() {
+		cols = append(cols, column[*flashdnsv1.RecordSet]{header, func(*flashdnsv1.RecordSet) string { return r }})
+		header = ""
+	}
+	if header != "" {
+		cols = append(cols, column[*flashdnsv1.RecordSet]{header, func(*flashdnsv1.RecordSet) string { return "" }})
+	}
+	return cols
+}
+
 func setRecordCmd(o *dnsOptions) *cobra.Command {
-	var zf recordZoneFlags
+	zf := recordZoneFlags{pf: o.projectFlags()}
 	var ttl uint32
 	var etag string
 	cmd := &cobra.Command{
@@ -174,7 +233,7 @@ keys need). Quoted records ('"part one" "part two"') are sent as they are.`,
 }
 
 func deleteRecordCmd(o *dnsOptions) *cobra.Command {
-	var zf recordZoneFlags
+	zf := recordZoneFlags{pf: o.projectFlags()}
 	var ttl uint32
 	var etag string
 	cmd := &cobra.Command{

@@ -420,6 +420,122 @@ www.example.com.  A     300      192.0.2.2
 	f.none(t)
 }
 
+// TestDNSFakeRecordGet: record get takes the zone as an argument or as
+// --zone, and prints one line per record.
+func TestDNSFakeRecordGet(t *testing.T) {
+	f := startFakeFlashDNS(t, nil)
+	fakeSessionEnv(t, f)
+	f.answer("GetRecordSet", &flashdnsv1.RecordSet{Name: "example.com.", Type: "MX", Records: []string{"10 mail.example.com.", "20 mail2.example.com."}}, nil)
+
+	out := dnsOK(t, "", "record", "get", "example.com", "@", "mx", "--org", "acme", "--project", "web")
+	want := `NAME     example.com.
+TYPE     MX
+TTL      default
+RECORDS  10 mail.example.com.
+         20 mail2.example.com.
+`
+	if out != want {
+		t.Fatalf("record get:\n%s\nwant:\n%s", out, want)
+	}
+	wantReq(t, f.only(t, "GetRecordSet"), &flashdnsv1.GetRecordSetRequest{Zone: zoneName, Name: "@", Type: "MX"})
+	for _, args := range [][]string{
+		{zoneName, "@", "MX"},
+		{"--zone", "example.com", "--org", "acme", "--project", "web", "@", "MX"},
+		{"@", "MX", "--zone", zoneName},
+	} {
+		if out := dnsOK(t, "", append([]string{"record", "get"}, args...)...); out != want {
+			t.Fatalf("record get %q:\n%s", args, out)
+		}
+		wantReq(t, f.only(t, "GetRecordSet"), &flashdnsv1.GetRecordSetRequest{Zone: zoneName, Name: "@", Type: "MX"})
+	}
+	// A reverse zone by its network; JSON is the API's.
+	f.answer("GetRecordSet", &flashdnsv1.RecordSet{Name: "1.2.0.192.in-addr.arpa.", Type: "PTR", Ttl: 300, Records: []string{"gateway.example.com."}}, nil)
+	var got map[string]any
+	if out := dnsOK(t, "", "record", "get", "192.0.2.0/24", "1", "PTR", "--org", "acme", "--project", "web", "-o", "json"); json.Unmarshal([]byte(out), &got) != nil ||
+		got["name"] != "1.2.0.192.in-addr.arpa." || got["ttl"] != float64(300) || len(got["records"].([]any)) != 1 {
+		t.Fatalf("record get -o json: %s", out)
+	}
+	wantReq(t, f.only(t, "GetRecordSet"), &flashdnsv1.GetRecordSetRequest{Zone: "orgs/acme/projects/web/zones/2.0.192.in-addr.arpa", Name: "1", Type: "PTR"})
+	// A set without records (none is served that way) still says so.
+	f.answer("GetRecordSet", &flashdnsv1.RecordSet{Name: "www.example.com.", Type: "A", Ttl: 60}, nil)
+	if out := dnsOK(t, "", "record", "get", zoneName, "www", "A"); out != "NAME     www.example.com.\nTYPE     A\nTTL      60\nRECORDS  -\n" {
+		t.Fatalf("record get without records: %q", out)
+	}
+	f.take()
+
+	f.answer("GetRecordSet", nil, status.Error(codes.NotFound, `record set "www.example.com." AAAA`))
+	if errs := dnsFails(t, "record", "get", zoneName, "www", "aaaa"); errs !=
+		"photon: get www AAAA in "+zoneName+": not found (or not visible to you): record set \"www.example.com.\" AAAA\n" {
+		t.Fatalf("record get of a missing set: %q", errs)
+	}
+	f.take()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"www", "A"}, "photon: give the zone: get ZONE NAME TYPE, or --zone\n"},
+		{[]string{"example.com", "www", "A", "--zone", "example.com"}, "photon: give the zone as an argument or as --zone, not both\n"},
+		{[]string{"example.com", "www", "A"}, "photon: --org and --project are required"},
+		{[]string{zoneName, "", "A"}, "photon: empty owner name: use @ for the zone apex\n"},
+		{[]string{"www"}, "photon: accepts between 2 and 3 arg(s), received 1\n"},
+		{[]string{zoneName, "www", "A", "x"}, "photon: accepts between 2 and 3 arg(s), received 4\n"},
+	} {
+		if errs := dnsFails(t, append([]string{"record", "get"}, c.args...)...); !strings.HasPrefix(errs, c.want) {
+			t.Errorf("record get %q: %q, want %q", c.args, errs, c.want)
+		}
+	}
+	f.none(t)
+}
+
+// TestDNSFakeSessionScope: a session downscoped to a project stands in
+// for --org and --project; flags given win.
+func TestDNSFakeSessionScope(t *testing.T) {
+	f := startFakeFlashDNS(t, nil)
+	dir := fakeSessionEnv(t, f)
+	setSessionProject(t, dir, "orgs/acme/projects/web")
+
+	dnsOK(t, "", "zone", "get", "example.com")
+	wantReq(t, f.only(t, "GetZone"), &flashdnsv1.GetZoneRequest{Name: zoneName})
+	dnsOK(t, "", "record", "list", "--zone", "example.com")
+	wantReq(t, f.only(t, "ListRecordSets"), &flashdnsv1.ListRecordSetsRequest{Zone: zoneName})
+	dnsOK(t, "", "record", "get", "example.com", "www", "A")
+	wantReq(t, f.only(t, "GetRecordSet"), &flashdnsv1.GetRecordSetRequest{Zone: zoneName, Name: "www", Type: "A"})
+	dnsOK(t, "", "zone", "create", "example.org")
+	wantReq(t, f.only(t, "CreateZone"), &flashdnsv1.CreateZoneRequest{Parent: "orgs/acme/projects/web", Zone: &flashdnsv1.Zone{DnsName: "example.org"}})
+	for args, parent := range map[string]string{
+		"":                                 "orgs/acme/projects/web",
+		"--project api":                    "orgs/acme/projects/api", // the session's org
+		"--org zeta --project api":         "orgs/zeta/projects/api",
+		"--project orgs/zeta/projects/api": "orgs/zeta/projects/api",
+		"--org orgs/zeta --project orgs/zeta/projects/api": "orgs/zeta/projects/api",
+	} {
+		dnsOK(t, "", append([]string{"zone", "list"}, strings.Fields(args)...)...)
+		wantReq(t, f.only(t, "ListZones"), &flashdnsv1.ListZonesRequest{Parent: parent})
+	}
+	// --org alone is not the session's project in another org, nor, to
+	// keep one rule, in the session's org.
+	for _, org := range []string{"zeta", "acme"} {
+		if errs := dnsFails(t, "zone", "list", "--org", org); !strings.HasPrefix(errs, "photon: --org and --project are required") {
+			t.Errorf("--org %s alone: %q", org, errs)
+		}
+	}
+	f.none(t)
+}
+
+// setSessionProject records the stored session of the Aegis that
+// fakeSessionEnv set up as downscoped to project, as photon login
+// --project does.
+func setSessionProject(t *testing.T, dir, project string) {
+	t.Helper()
+	err := (&credStore{dir: dir}).update(func(c *credentialsFile) (bool, error) {
+		c.Profiles[c.Current].Project = project
+		return true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestDNSFakeReverse(t *testing.T) {
 	f := startFakeFlashDNS(t, nil)
 	fakeSessionEnv(t, f)

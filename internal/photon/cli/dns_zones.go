@@ -122,7 +122,7 @@ func (z *zoneFlags) zone(fs *pflag.FlagSet) (*flashdnsv1.Zone, error) {
 }
 
 func createZoneCmd(o *dnsOptions) *cobra.Command {
-	var pf projectFlags
+	pf := o.projectFlags()
 	var zf zoneFlags
 	cmd := &cobra.Command{
 		Use:   "create ZONE",
@@ -184,7 +184,7 @@ func zoneCreateTarget(arg string, p *projectFlags) (parent, dnsName string, err 
 }
 
 func getZoneCmd(o *dnsOptions) *cobra.Command {
-	var pf projectFlags
+	pf := o.projectFlags()
 	cmd := &cobra.Command{
 		Use:   "get ZONE",
 		Short: "Show a zone",
@@ -207,6 +207,9 @@ func getZoneCmd(o *dnsOptions) *cobra.Command {
 	return cmd
 }
 
+// zoneFilterFields are the fields a ListZones filter takes.
+const zoneFilterFields = "kind, dns_name, enabled, labels"
+
 // zonePages lists the zones of parent matching filter.
 func (c *dnsCall) zonePages(parent, filter string) page[*flashdnsv1.Zone] {
 	return func(ctx context.Context, size int32, token string) ([]*flashdnsv1.Zone, string, error) {
@@ -215,14 +218,8 @@ func (c *dnsCall) zonePages(parent, filter string) page[*flashdnsv1.Zone] {
 	}
 }
 
-// addListFlags adds --filter and --limit with an example for zones.
-func addListFlags(fs *pflag.FlagSet, lf *listFlags, example string) {
-	fs.StringVar(&lf.filter, "filter", "", "AIP-160 filter on kind, dns_name, enabled and labels, e.g. "+example)
-	fs.IntVar(&lf.limit, "limit", 0, "list at most this many (0: all, following every page)")
-}
-
 func listZonesCmd(o *dnsOptions) *cobra.Command {
-	var pf projectFlags
+	pf := o.projectFlags()
 	var lf listFlags
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -246,12 +243,12 @@ func listZonesCmd(o *dnsOptions) *cobra.Command {
 		}),
 	}
 	pf.add(cmd.Flags())
-	addListFlags(cmd.Flags(), &lf, `'kind = forward AND labels.env = prod'`)
+	lf.add(cmd.Flags(), zoneFilterFields, `'kind = forward AND labels.env = prod'`)
 	return cmd
 }
 
 func updateZoneCmd(o *dnsOptions) *cobra.Command {
-	var pf projectFlags
+	pf := o.projectFlags()
 	var zf zoneFlags
 	var etag string
 	cmd := &cobra.Command{
@@ -297,7 +294,7 @@ zone's serial.`,
 
 // deleteZoneCmd is zone delete and reverse delete.
 func deleteZoneCmd(o *dnsOptions, noun, argName string) *cobra.Command {
-	var pf projectFlags
+	pf := o.projectFlags()
 	var etag string
 	var force bool
 	cmd := &cobra.Command{
@@ -325,7 +322,7 @@ func deleteZoneCmd(o *dnsOptions, noun, argName string) *cobra.Command {
 }
 
 func importZoneCmd(o *dnsOptions) *cobra.Command {
-	var pf projectFlags
+	pf := o.projectFlags()
 	var file, name, etag string
 	var replace bool
 	cmd := &cobra.Command{
@@ -412,7 +409,7 @@ func readZoneFile(stdin io.Reader, file string) (string, error) {
 }
 
 func exportZoneCmd(o *dnsOptions) *cobra.Command {
-	var pf projectFlags
+	pf := o.projectFlags()
 	cmd := &cobra.Command{
 		Use:   "export ZONE",
 		Short: "Write a zone as an RFC 1035 zone file to stdout",
@@ -445,7 +442,7 @@ zone data and are not exported.`,
 }
 
 func createReverseCmd(o *dnsOptions) *cobra.Command {
-	var pf projectFlags
+	pf := o.projectFlags()
 	var zf zoneFlags
 	var cidr, pattern string
 	cmd := &cobra.Command{
@@ -494,7 +491,7 @@ pattern expanded for it; explicit PTR records (photon dns record set) win.`,
 }
 
 func listReverseCmd(o *dnsOptions) *cobra.Command {
-	var pf projectFlags
+	pf := o.projectFlags()
 	var lf listFlags
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -522,7 +519,7 @@ func listReverseCmd(o *dnsOptions) *cobra.Command {
 		}),
 	}
 	pf.add(cmd.Flags())
-	addListFlags(cmd.Flags(), &lf, `'dns_name = "*.10.in-addr.arpa"'`)
+	lf.add(cmd.Flags(), zoneFilterFields, `'dns_name = "*.10.in-addr.arpa"'`)
 	return cmd
 }
 

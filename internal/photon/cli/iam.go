@@ -40,7 +40,9 @@ roles and bindings, reads the audit log, and checks access, as the user
 of the stored session (see photon login).
 
 Resources are named by their full names (orgs/acme/projects/web), or by
-their id with the parent in --org and --project (web --org acme).`,
+their id with the parent in --org and --project (web --org acme). After
+photon login --project, the session's project stands in for --org and
+--project when neither is given.`,
 	}
 	pf := cmd.PersistentFlags()
 	addConnFlags(pf, &o.conn)
@@ -72,8 +74,9 @@ func (c *iamCall) sessionAlive() bool {
 type action func(c *iamCall) error
 
 // run builds a RunE in two steps: prepare checks the arguments and flags
-// and builds the request without any I/O, so that a usage error never
-// needs a session; the action it returns then runs with one.
+// and builds the request without any I/O (beyond reading the session's
+// project from the credentials file, see withScope), so that a usage error
+// never needs a session; the action it returns then runs with one.
 func (o *iamOptions) run(prepare func(cmd *cobra.Command, args []string) (action, error)) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		out, err := newPrinter(cmd.OutOrStdout(), o.output)
@@ -99,6 +102,13 @@ func (o *iamOptions) run(prepare func(cmd *cobra.Command, args []string) (action
 type parentFlags struct {
 	org     string
 	project string
+	scope   func() (string, error) // see withScope; nil: none
+}
+
+// parentFlags returns the --org and --project of an iam command, for
+// which the project of a downscoped session stands in.
+func (o *iamOptions) parentFlags() parentFlags {
+	return parentFlags{scope: sessionScope(o.env, &o.conn)}
 }
 
 func (p *parentFlags) addOrg(fs *pflag.FlagSet) {
@@ -106,40 +116,86 @@ func (p *parentFlags) addOrg(fs *pflag.FlagSet) {
 }
 
 func (p *parentFlags) addProject(fs *pflag.FlagSet) {
-	fs.StringVar(&p.project, "project", "", "the project: web (with --org) or orgs/acme/projects/web")
+	fs.StringVar(&p.project, "project", "", "the project: web (with --org) or orgs/acme/projects/web (default with neither flag: a downscoped session's)")
 }
 
 // orgName is --org as a name; required.
 func (p *parentFlags) orgName() (string, error) {
-	if p.org == "" {
+	org, _, err := withScope(p.org, p.project, p.scope)
+	if err != nil {
+		return "", err
+	}
+	return orgFlagName(org)
+}
+
+// orgFlagName is the org of --org as a name; required.
+func orgFlagName(org string) (string, error) {
+	if org == "" {
 		return "", errors.New("--org is required (or give a full name)")
 	}
-	id, ok := orgID(p.org)
+	id, ok := orgID(org)
 	if !ok {
-		return "", fmt.Errorf("--org %q: want acme or orgs/acme", p.org)
+		return "", fmt.Errorf("--org %q: want acme or orgs/acme", org)
 	}
 	return "orgs/" + id, nil
 }
 
 // container is the project when --project is given, else the org.
 func (p *parentFlags) container() (string, error) {
-	if strings.HasPrefix(p.project, "orgs/") {
-		if p.org != "" {
-			return "", errors.New("give --project as a full name or with --org, not both")
-		}
-		return p.project, nil
-	}
-	org, err := p.orgName()
+	org, project, err := withScope(p.org, p.project, p.scope)
 	if err != nil {
 		return "", err
 	}
-	if p.project == "" {
-		return org, nil
+	if strings.HasPrefix(project, "orgs/") {
+		if org != "" {
+			return "", errors.New("give --project as a full name or with --org, not both")
+		}
+		return project, nil
 	}
-	if strings.Contains(p.project, "/") {
-		return "", fmt.Errorf("--project %q: want web or orgs/acme/projects/web", p.project)
+	orgName, err := orgFlagName(org)
+	if err != nil {
+		return "", err
 	}
-	return org + "/projects/" + p.project, nil
+	if project == "" {
+		return orgName, nil
+	}
+	if strings.Contains(project, "/") {
+		return "", fmt.Errorf("--project %q: want web or orgs/acme/projects/web", project)
+	}
+	return orgName + "/projects/" + project, nil
+}
+
+// withScope fills in the org and project that --org and --project leave
+// open from scope, the project a downscoped session is limited to (see
+// sessionScope): both when neither flag is given, the org of a bare
+// project id. Given flags win: --org alone names that org (or, where a
+// project is required, asks for one), never a project of the session's.
+func withScope(org, project string, scope func() (string, error)) (string, string, error) {
+	if org != "" || strings.HasPrefix(project, "orgs/") || scope == nil {
+		return org, project, nil
+	}
+	s, err := scope()
+	if err != nil {
+		return "", "", err
+	}
+	scopeOrg, scopeProject, ok := splitProjectName(s)
+	if !ok {
+		// No scope, or one this photon cannot read: as without.
+		return org, project, nil
+	}
+	if project == "" {
+		project = scopeProject
+	}
+	return scopeOrg, project, nil
+}
+
+// splitProjectName splits orgs/<org>/projects/<project>.
+func splitProjectName(name string) (org, project string, ok bool) {
+	parts := strings.Split(name, "/")
+	if len(parts) != 4 || parts[0] != "orgs" || parts[1] == "" || parts[2] != "projects" || parts[3] == "" {
+		return "", "", false
+	}
+	return parts[1], parts[3], true
 }
 
 // childName is arg when it is a full name (has a "/"), else the id arg in
@@ -187,14 +243,16 @@ func orgNameArg(arg string) (string, error) {
 	return "orgs/" + id, nil
 }
 
-// listFlags are the flags of every list command.
+// listFlags are the flags of every list command of iam and dns.
 type listFlags struct {
 	filter string
 	limit  int
 }
 
-func (l *listFlags) add(fs *pflag.FlagSet, filterHelp string) {
-	fs.StringVar(&l.filter, "filter", "", "AIP-160 filter on "+filterHelp+`, e.g. 'display_name = "Web*"'`)
+// add adds --filter, whose help names the fields it takes and shows an
+// example, and --limit.
+func (l *listFlags) add(fs *pflag.FlagSet, fields, example string) {
+	fs.StringVar(&l.filter, "filter", "", "AIP-160 filter on "+fields+", e.g. "+example)
 	fs.IntVar(&l.limit, "limit", 0, "list at most this many (0: all, following every page)")
 }
 
@@ -329,13 +387,7 @@ func getCmd[T proto.Message](o *iamOptions, noun, argName string, name func(arg 
 			if err != nil {
 				return nil, err
 			}
-			return func(c *iamCall) error {
-				r, err := get(c, n)
-				if err != nil {
-					return c.s.rpc("get "+noun+" "+n, err)
-				}
-				return showOne(c.out, r, cols())
-			}, nil
+			return showAction("get "+noun+" "+n, func(c *iamCall) (T, error) { return get(c, n) }, cols), nil
 		}),
 	}
 }
@@ -389,15 +441,115 @@ func listCmd[T proto.Message](o *iamOptions, plural, filterHelp string, parent f
 					return nil, err
 				}
 			}
-			return func(c *iamCall) error {
-				items, err := listAll(c.ctx, lf.limit, list(c, p, lf.filter))
-				if err != nil {
-					return c.s.rpc("list "+plural, err)
-				}
-				return showList(c.out, items, cols())
-			}, nil
+			return listAction(lf, "list "+plural, p, list, cols), nil
 		}),
 	}
-	lf.add(cmd.Flags(), filterHelp)
+	lf.add(cmd.Flags(), filterHelp, `'display_name = "Web*"'`)
+	return cmd
+}
+
+// listUnderCmd is "list ARG" over every page of the plural that the
+// resource ARG holds (a group's members, a service account's keys); parent
+// names the resource.
+func listUnderCmd[T proto.Message](o *iamOptions, argName, plural, short, fields, example string,
+	parent func(arg string) (string, error), list func(c *iamCall, parent, filter string) page[T], cols func() []column[T]) *cobra.Command {
+	lf := &listFlags{}
+	cmd := &cobra.Command{
+		Use:   "list " + argName,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: o.run(func(_ *cobra.Command, args []string) (action, error) {
+			if err := lf.check(); err != nil {
+				return nil, err
+			}
+			p, err := parent(args[0])
+			if err != nil {
+				return nil, err
+			}
+			return listAction(lf, "list "+plural+" of "+p, p, list, cols), nil
+		}),
+	}
+	lf.add(cmd.Flags(), fields, example)
+	return cmd
+}
+
+// listAction shows every item of every page of list under parent that
+// lf's filter matches, up to lf's limit; op names the listing in errors.
+func listAction[T proto.Message](lf *listFlags, op, parent string, list func(c *iamCall, parent, filter string) page[T], cols func() []column[T]) action {
+	return func(c *iamCall) error {
+		items, err := listAll(c.ctx, lf.limit, list(c, parent, lf.filter))
+		if err != nil {
+			return c.s.rpc(op, err)
+		}
+		return showList(c.out, items, cols())
+	}
+}
+
+// showAction makes the call and shows the resource it returns; op names
+// the call in errors.
+func showAction[T proto.Message](op string, call func(c *iamCall) (T, error), cols func() []column[T]) action {
+	return func(c *iamCall) error {
+		r, err := call(c)
+		if err != nil {
+			return c.s.rpc(op, err)
+		}
+		return showOne(c.out, r, cols())
+	}
+}
+
+// createDescribedCmd is "create ID" for a kind of resource of an org that
+// has nothing to set but what describedFlags hold (projects, groups);
+// create makes one under parent.
+func createDescribedCmd[T proto.Message](o *iamOptions, noun, collection string, pf *parentFlags,
+	create func(c *iamCall, parent, id string, d described) (T, error), detail func() []column[T]) *cobra.Command {
+	var df describedFlags
+	cmd := &cobra.Command{
+		Use:   "create " + strings.ToUpper(noun) + "_ID",
+		Short: "Create a " + noun + " in an org",
+		Args:  cobra.ExactArgs(1),
+		RunE: o.run(func(_ *cobra.Command, args []string) (action, error) {
+			parent, id, err := createTarget(args[0], collection, pf.orgName)
+			if err != nil {
+				return nil, err
+			}
+			d, err := df.values()
+			if err != nil {
+				return nil, err
+			}
+			return showAction("create "+noun+" "+id, func(c *iamCall) (T, error) { return create(c, parent, id, d) }, detail), nil
+		}),
+	}
+	df.add(cmd, false, true)
+	return cmd
+}
+
+// updateDescribedCmd is "update NAME" for the kinds of createDescribedCmd:
+// update sends the fields in mask, with etag when given.
+func updateDescribedCmd[T proto.Message](o *iamOptions, noun string, name func(string) (string, error),
+	update func(c *iamCall, name, etag string, mask *fieldmaskpb.FieldMask, d described) (T, error), detail func() []column[T]) *cobra.Command {
+	var df describedFlags
+	var etag string
+	cmd := &cobra.Command{
+		Use:   "update " + strings.ToUpper(noun),
+		Short: "Change a " + noun + "'s display name, description or labels",
+		Args:  cobra.ExactArgs(1),
+		RunE: o.run(func(cmd *cobra.Command, args []string) (action, error) {
+			n, err := name(args[0])
+			if err != nil {
+				return nil, err
+			}
+			mask, err := updateMask(cmd.Flags(), [][2]string{{"display-name", "display_name"}, {"description", "description"}, {"label", "labels"}})
+			if err != nil {
+				return nil, err
+			}
+			d, err := df.values()
+			if err != nil {
+				return nil, err
+			}
+			return showAction("update "+noun+" "+n, func(c *iamCall) (T, error) { return update(c, n, etag, mask, d) }, detail), nil
+		}),
+	}
+	df.add(cmd, true, true)
+	addEtag(cmd.Flags(), &etag)
 	return cmd
 }

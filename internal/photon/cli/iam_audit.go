@@ -55,7 +55,8 @@ func newAuditCommand(o *iamOptions) *cobra.Command {
 	fs.StringVar(&until, "until", "", "only events before this time: RFC 3339, or a duration ago")
 	fs.StringVar(&principal, "principal", "", "only events of this user or service account")
 	fs.StringVar(&resource, "resource", "", "only events about this resource or below it")
-	lf.add(fs, "kind (KIND_ADMIN_CHANGE, KIND_ACCESS_DENIED, KIND_AUTHENTICATION), method, permission, status_code, token_id, source_ip, request_id")
+	lf.add(fs, "kind (KIND_ADMIN_CHANGE, KIND_ACCESS_DENIED, KIND_AUTHENTICATION), method, permission, status_code, token_id, source_ip, request_id",
+		"'kind = KIND_ACCESS_DENIED'")
 	cmd.AddCommand(list)
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
 )
@@ -20,7 +21,7 @@ func (c *iamCall) identity() aegisv1.IdentityServiceClient {
 
 func newUsersCommand(o *iamOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "users", Aliases: []string{"user"}, Short: "Manage the users of an org"}
-	var pf parentFlags
+	pf := o.parentFlags()
 	name := func(arg string) (string, error) { return childName(arg, "users", pf.orgName) }
 	subs := []*cobra.Command{
 		createUserCmd(o, &pf),
@@ -218,10 +219,14 @@ func userDetail() []column[*aegisv1.User] {
 
 func newGroupsCommand(o *iamOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "groups", Aliases: []string{"group"}, Short: "Manage the groups of an org and their members"}
-	var pf parentFlags
+	pf := o.parentFlags()
 	name := func(arg string) (string, error) { return childName(arg, "groups", pf.orgName) }
 	subs := []*cobra.Command{
-		createGroupCmd(o, &pf),
+		createDescribedCmd(o, "group", "groups", &pf,
+			func(c *iamCall, parent, id string, d described) (*aegisv1.Group, error) {
+				return c.identity().CreateGroup(c.ctx, &aegisv1.CreateGroupRequest{Parent: parent, GroupId: id,
+					Group: &aegisv1.Group{DisplayName: d.displayName, Description: d.description, Labels: d.labels}})
+			}, groupDetail),
 		getCmd(o, "group", "GROUP", name,
 			func(c *iamCall, n string) (*aegisv1.Group, error) {
 				return c.identity().GetGroup(c.ctx, &aegisv1.GetGroupRequest{Name: n})
@@ -233,84 +238,30 @@ func newGroupsCommand(o *iamOptions) *cobra.Command {
 					return r.GetGroups(), r.GetNextPageToken(), err
 				}
 			}, groupColumns),
-		updateGroupCmd(o, name),
+		updateDescribedCmd(o, "group", name,
+			func(c *iamCall, n, etag string, mask *fieldmaskpb.FieldMask, d described) (*aegisv1.Group, error) {
+				return c.identity().UpdateGroup(c.ctx, &aegisv1.UpdateGroupRequest{UpdateMask: mask,
+					Group: &aegisv1.Group{Name: n, DisplayName: d.displayName, Description: d.description, Labels: d.labels, Etag: etag}})
+			}, groupDetail),
 		deleteCmd(o, "group", "GROUP", "", name, func(c *iamCall, n, etag string, _ bool) error {
 			return emptyErr(c.identity().DeleteGroup(c.ctx, &aegisv1.DeleteGroupRequest{Name: n, Etag: etag}))
 		}),
 	}
 	members := &cobra.Command{Use: "members", Aliases: []string{"member"}, Short: "Manage the members of a group"}
-	memberSubs := []*cobra.Command{memberAddCmd(o, name), memberRemoveCmd(o, name), memberListCmd(o, name)}
+	listMembers := listUnderCmd(o, "GROUP", "members", "List the members of a group",
+		"member, member_kind", "'member_kind = PRINCIPAL_KIND_SERVICE_ACCOUNT'", name,
+		func(c *iamCall, g, filter string) page[*aegisv1.GroupMember] {
+			return func(ctx context.Context, size int32, token string) ([]*aegisv1.GroupMember, string, error) {
+				r, err := c.identity().ListGroupMembers(ctx, &aegisv1.ListGroupMembersRequest{Group: g, PageSize: size, PageToken: token, Filter: filter})
+				return r.GetMembers(), r.GetNextPageToken(), err
+			}
+		}, memberColumns)
+	memberSubs := []*cobra.Command{memberAddCmd(o, name), memberRemoveCmd(o, name), listMembers}
 	members.AddCommand(memberSubs...)
 	for _, c := range append(subs, memberSubs...) {
 		pf.addOrg(c.Flags())
 	}
 	cmd.AddCommand(append(subs, members)...)
-	return cmd
-}
-
-func createGroupCmd(o *iamOptions, pf *parentFlags) *cobra.Command {
-	var d describedFlags
-	cmd := &cobra.Command{
-		Use:   "create GROUP_ID",
-		Short: "Create a group",
-		Args:  cobra.ExactArgs(1),
-		RunE: o.run(func(_ *cobra.Command, args []string) (action, error) {
-			parent, id, err := createTarget(args[0], "groups", pf.orgName)
-			if err != nil {
-				return nil, err
-			}
-			labels, err := parseLabels(d.labels)
-			if err != nil {
-				return nil, err
-			}
-			req := &aegisv1.CreateGroupRequest{Parent: parent, GroupId: id,
-				Group: &aegisv1.Group{DisplayName: d.displayName, Description: d.description, Labels: labels}}
-			return func(c *iamCall) error {
-				r, err := c.identity().CreateGroup(c.ctx, req)
-				if err != nil {
-					return c.s.rpc("create group "+id, err)
-				}
-				return showOne(c.out, r, groupDetail())
-			}, nil
-		}),
-	}
-	d.add(cmd, false, true)
-	return cmd
-}
-
-func updateGroupCmd(o *iamOptions, name func(string) (string, error)) *cobra.Command {
-	var d describedFlags
-	var etag string
-	cmd := &cobra.Command{
-		Use:   "update GROUP",
-		Short: "Change a group's display name, description or labels",
-		Args:  cobra.ExactArgs(1),
-		RunE: o.run(func(cmd *cobra.Command, args []string) (action, error) {
-			n, err := name(args[0])
-			if err != nil {
-				return nil, err
-			}
-			mask, err := updateMask(cmd.Flags(), [][2]string{{"display-name", "display_name"}, {"description", "description"}, {"label", "labels"}})
-			if err != nil {
-				return nil, err
-			}
-			labels, err := parseLabels(d.labels)
-			if err != nil {
-				return nil, err
-			}
-			req := &aegisv1.UpdateGroupRequest{UpdateMask: mask,
-				Group: &aegisv1.Group{Name: n, DisplayName: d.displayName, Description: d.description, Labels: labels, Etag: etag}}
-			return func(c *iamCall) error {
-				r, err := c.identity().UpdateGroup(c.ctx, req)
-				if err != nil {
-					return c.s.rpc("update group "+n, err)
-				}
-				return showOne(c.out, r, groupDetail())
-			}, nil
-		}),
-	}
-	d.add(cmd, true, true)
-	addEtag(cmd.Flags(), &etag)
 	return cmd
 }
 
@@ -392,38 +343,12 @@ func memberRemoveCmd(o *iamOptions, name func(string) (string, error)) *cobra.Co
 	return cmd
 }
 
-func memberListCmd(o *iamOptions, name func(string) (string, error)) *cobra.Command {
-	lf := &listFlags{}
-	cmd := &cobra.Command{
-		Use:   "list GROUP",
-		Short: "List the members of a group",
-		Args:  cobra.ExactArgs(1),
-		RunE: o.run(func(_ *cobra.Command, args []string) (action, error) {
-			if err := lf.check(); err != nil {
-				return nil, err
-			}
-			g, err := name(args[0])
-			if err != nil {
-				return nil, err
-			}
-			return func(c *iamCall) error {
-				items, err := listAll(c.ctx, lf.limit, func(ctx context.Context, size int32, token string) ([]*aegisv1.GroupMember, string, error) {
-					r, err := c.identity().ListGroupMembers(ctx, &aegisv1.ListGroupMembersRequest{Group: g, PageSize: size, PageToken: token, Filter: lf.filter})
-					return r.GetMembers(), r.GetNextPageToken(), err
-				})
-				if err != nil {
-					return c.s.rpc("list members of "+g, err)
-				}
-				return showList(c.out, items, []column[*aegisv1.GroupMember]{
-					{"MEMBER", (*aegisv1.GroupMember).GetMember},
-					{"KIND", func(r *aegisv1.GroupMember) string { return fmtEnum(r.GetMemberKind().String(), "PRINCIPAL_KIND_") }},
-					{"ADDED", func(r *aegisv1.GroupMember) string { return fmtTime(r.GetAddTime()) }},
-				})
-			}, nil
-		}),
+func memberColumns() []column[*aegisv1.GroupMember] {
+	return []column[*aegisv1.GroupMember]{
+		{"MEMBER", (*aegisv1.GroupMember).GetMember},
+		{"KIND", func(r *aegisv1.GroupMember) string { return fmtEnum(r.GetMemberKind().String(), "PRINCIPAL_KIND_") }},
+		{"ADDED", func(r *aegisv1.GroupMember) string { return fmtTime(r.GetAddTime()) }},
 	}
-	lf.add(cmd.Flags(), "member, member_kind")
-	return cmd
 }
 
 func groupColumns() []column[*aegisv1.Group] {
@@ -451,7 +376,7 @@ func newServiceAccountsCommand(o *iamOptions) *cobra.Command {
 		Aliases: []string{"service-account", "sa"},
 		Short:   "Manage service accounts and their keys",
 	}
-	var pf parentFlags
+	pf := o.parentFlags()
 	name := func(arg string) (string, error) { return childName(arg, "serviceAccounts", pf.container) }
 	subs := []*cobra.Command{
 		createServiceAccountCmd(o, &pf),
@@ -699,35 +624,17 @@ func keyCommands(o *iamOptions, sa func(string) (string, error)) []*cobra.Comman
 		}),
 	}
 
-	lf := &listFlags{}
-	list := &cobra.Command{
-		Use:   "list SERVICE_ACCOUNT",
-		Short: "List the keys of a service account (without secrets)",
-		Args:  cobra.ExactArgs(1),
-		RunE: o.run(func(_ *cobra.Command, args []string) (action, error) {
-			if err := lf.check(); err != nil {
-				return nil, err
-			}
-			parent, err := sa(args[0])
-			if err != nil {
-				return nil, err
-			}
-			return func(c *iamCall) error {
-				items, err := listAll(c.ctx, lf.limit, func(ctx context.Context, size int32, token string) ([]*aegisv1.ServiceAccountKey, string, error) {
-					r, err := c.identity().ListServiceAccountKeys(ctx, &aegisv1.ListServiceAccountKeysRequest{Parent: parent, PageSize: size, PageToken: token, Filter: lf.filter})
-					return r.GetKeys(), r.GetNextPageToken(), err
-				})
-				if err != nil {
-					return c.s.rpc("list keys of "+parent, err)
+	list := listUnderCmd(o, "SERVICE_ACCOUNT", "keys", "List the keys of a service account (without secrets)",
+		"create_time, expire_time, last_use_time", `'expire_time < "2027-01-01T00:00:00Z"'`, sa,
+		func(c *iamCall, parent, filter string) page[*aegisv1.ServiceAccountKey] {
+			return func(ctx context.Context, size int32, token string) ([]*aegisv1.ServiceAccountKey, string, error) {
+				r, err := c.identity().ListServiceAccountKeys(ctx, &aegisv1.ListServiceAccountKeysRequest{Parent: parent, PageSize: size, PageToken: token, Filter: filter})
+				for _, k := range r.GetKeys() {
+					k.ClientSecret = "" // never returned but by create; never shown but there
 				}
-				for _, k := range items {
-					k.ClientSecret = ""
-				}
-				return showList(c.out, items, keyColumns())
-			}, nil
-		}),
-	}
-	lf.add(list.Flags(), "create_time, expire_time, last_use_time")
+				return r.GetKeys(), r.GetNextPageToken(), err
+			}
+		}, keyColumns)
 
 	var etag string
 	del := &cobra.Command{

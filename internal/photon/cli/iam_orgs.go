@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
 )
@@ -27,6 +28,18 @@ func (d *describedFlags) add(cmd *cobra.Command, update, description bool) {
 		fs.StringVar(&d.description, "description", "", "free text")
 	}
 	addLabels(fs, &d.labels, update)
+}
+
+// described is what describedFlags hold, the labels parsed.
+type described struct {
+	displayName string
+	description string
+	labels      map[string]string
+}
+
+func (d *describedFlags) values() (described, error) {
+	labels, err := parseLabels(d.labels)
+	return described{displayName: d.displayName, description: d.description, labels: labels}, err
 }
 
 func newOrgsCommand(o *iamOptions) *cobra.Command {
@@ -151,7 +164,7 @@ func orgDetail() []column[*aegisv1.Org] {
 
 func newProjectsCommand(o *iamOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "projects", Aliases: []string{"project"}, Short: "Manage the projects of an org"}
-	var pf parentFlags
+	pf := o.parentFlags()
 	name := func(arg string) (string, error) { return childName(arg, "projects", pf.orgName) }
 	get := getCmd(o, "project", "PROJECT", name,
 		func(c *iamCall, n string) (*aegisv1.Project, error) {
@@ -168,77 +181,20 @@ func newProjectsCommand(o *iamOptions) *cobra.Command {
 		func(c *iamCall, n, etag string, force bool) error {
 			return emptyErr(c.orgs().DeleteProject(c.ctx, &aegisv1.DeleteProjectRequest{Name: n, Etag: etag, Force: force}))
 		})
-	create, update := createProjectCmd(o, &pf), updateProjectCmd(o, name)
+	create := createDescribedCmd(o, "project", "projects", &pf,
+		func(c *iamCall, parent, id string, d described) (*aegisv1.Project, error) {
+			return c.orgs().CreateProject(c.ctx, &aegisv1.CreateProjectRequest{Parent: parent, ProjectId: id,
+				Project: &aegisv1.Project{DisplayName: d.displayName, Description: d.description, Labels: d.labels}})
+		}, projectDetail)
+	update := updateDescribedCmd(o, "project", name,
+		func(c *iamCall, n, etag string, mask *fieldmaskpb.FieldMask, d described) (*aegisv1.Project, error) {
+			return c.orgs().UpdateProject(c.ctx, &aegisv1.UpdateProjectRequest{UpdateMask: mask,
+				Project: &aegisv1.Project{Name: n, DisplayName: d.displayName, Description: d.description, Labels: d.labels, Etag: etag}})
+		}, projectDetail)
 	for _, c := range []*cobra.Command{get, list, del, create, update} {
 		pf.addOrg(c.Flags())
 	}
 	cmd.AddCommand(create, get, list, update, del)
-	return cmd
-}
-
-func createProjectCmd(o *iamOptions, pf *parentFlags) *cobra.Command {
-	var d describedFlags
-	cmd := &cobra.Command{
-		Use:   "create PROJECT_ID",
-		Short: "Create a project in an org",
-		Args:  cobra.ExactArgs(1),
-		RunE: o.run(func(_ *cobra.Command, args []string) (action, error) {
-			parent, id, err := createTarget(args[0], "projects", pf.orgName)
-			if err != nil {
-				return nil, err
-			}
-			labels, err := parseLabels(d.labels)
-			if err != nil {
-				return nil, err
-			}
-			req := &aegisv1.CreateProjectRequest{Parent: parent, ProjectId: id,
-				Project: &aegisv1.Project{DisplayName: d.displayName, Description: d.description, Labels: labels}}
-			return func(c *iamCall) error {
-				r, err := c.orgs().CreateProject(c.ctx, req)
-				if err != nil {
-					return c.s.rpc("create project "+id, err)
-				}
-				return showOne(c.out, r, projectDetail())
-			}, nil
-		}),
-	}
-	d.add(cmd, false, true)
-	return cmd
-}
-
-func updateProjectCmd(o *iamOptions, name func(string) (string, error)) *cobra.Command {
-	var d describedFlags
-	var etag string
-	cmd := &cobra.Command{
-		Use:   "update PROJECT",
-		Short: "Change a project's display name, description or labels",
-		Args:  cobra.ExactArgs(1),
-		RunE: o.run(func(cmd *cobra.Command, args []string) (action, error) {
-			n, err := name(args[0])
-			if err != nil {
-				return nil, err
-			}
-			mask, err := updateMask(cmd.Flags(), [][2]string{{"display-name", "display_name"}, {"description", "description"}, {"label", "labels"}})
-			if err != nil {
-				return nil, err
-			}
-			labels, err := parseLabels(d.labels)
-			if err != nil {
-				return nil, err
-			}
-			req := &aegisv1.UpdateProjectRequest{UpdateMask: mask,
-				Project: &aegisv1.Project{Name: n, DisplayName: d.displayName, Description: d.description, Labels: labels, Etag: etag}}
-			return func(c *iamCall) error {
-				r, err := c.orgs().UpdateProject(c.ctx, req)
-				if err != nil {
-					return c.s.rpc("update project "+n, err)
-				}
-				return showOne(c.out, r, projectDetail())
-			}, nil
-		}),
-	}
-	d.add(cmd, true, true)
-	addEtag(cmd.Flags(), &etag)
 	return cmd
 }
 

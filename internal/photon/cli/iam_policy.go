@@ -42,7 +42,7 @@ func roleName(arg string, pf *parentFlags) (string, error) {
 
 func newRolesCommand(o *iamOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "roles", Aliases: []string{"role"}, Short: "List built-in roles and manage the custom roles of an org"}
-	var pf parentFlags
+	pf := o.parentFlags()
 	name := func(arg string) (string, error) { return roleName(arg, &pf) }
 	// Without --org, list shows the built-in roles.
 	listParent := func() (string, error) {

@@ -218,6 +218,53 @@ ETAG          %s
 	}
 }
 
+// TestIAMSessionScope: a session downscoped to a project (photon login
+// --project) stands in for --org and --project; flags given win.
+func TestIAMSessionScope(t *testing.T) {
+	a := startAegis(t, aegisOptions{})
+	cliEnvFor(t, a)
+	if code, _, errs := photon(t, alicePassword+"\n", "login", "-u", "alice", "--org", "acme", "--project", "web", "--password-stdin"); code != 0 {
+		t.Fatalf("login --project: %s", errs)
+	}
+
+	// Commands with --project (and --org) take the project...
+	if out := iamOK(t, "", "sa", "create", "ci"); !strings.HasPrefix(out, "NAME          orgs/acme/projects/web/serviceAccounts/ci\n") {
+		t.Fatalf("sa create:\n%s", out)
+	}
+	if out := iamOK(t, "", "sa", "list"); !regexp.MustCompile(`^NAME +DISPLAY NAME +STATE +CREATED\norgs/acme/projects/web/serviceAccounts/ci +- +active +\S+\n$`).MatchString(out) {
+		t.Fatalf("sa list:\n%s", out)
+	}
+	iamOK(t, "", "sa", "keys", "create", "ci")
+	if out := iamOK(t, "", "sa", "keys", "list", "ci"); strings.Count(out, "orgs/acme/projects/web/serviceAccounts/ci/keys/") != 1 {
+		t.Fatalf("sa keys list:\n%s", out)
+	}
+	// ...and those with --org only its org.
+	if out := iamOK(t, "", "projects", "get", "web"); !strings.HasPrefix(out, "NAME          orgs/acme/projects/web\n") {
+		t.Fatalf("projects get:\n%s", out)
+	}
+	// Given flags win: a bare --project is in the session's org, --org
+	// alone names the org itself.
+	if out := iamOK(t, "", "sa", "get", "ci", "--project", "web"); !strings.HasPrefix(out, "NAME          orgs/acme/projects/web/serviceAccounts/ci\n") {
+		t.Fatalf("sa get --project web:\n%s", out)
+	}
+	if errs := iamFails(t, 1, "sa", "get", "ci", "--org", "acme"); !strings.HasPrefix(errs, "photon: get service account orgs/acme/serviceAccounts/ci: ") {
+		t.Fatalf("sa get --org acme: %q", errs)
+	}
+	if errs := iamFails(t, 1, "sa", "get", "ci", "--org", "zeta", "--project", "web"); !strings.HasPrefix(errs, "photon: get service account orgs/zeta/projects/web/serviceAccounts/ci: ") {
+		t.Fatalf("sa get --org zeta --project web: %q", errs)
+	}
+	// A bare role is still a built-in one, not one of the session's org.
+	if errs := iamFails(t, 1, "roles", "get", "NoSuchRole"); !strings.HasPrefix(errs, "photon: get role roles/NoSuchRole: ") {
+		t.Fatalf("roles get: %q", errs)
+	}
+
+	// Without the scope, the flags are required again.
+	login(t)
+	if errs := iamFails(t, 1, "sa", "list"); errs != "photon: --org is required (or give a full name)\n" {
+		t.Fatalf("sa list without a scope: %q", errs)
+	}
+}
+
 func TestIAMUsers(t *testing.T) {
 	a := startAegis(t, aegisOptions{})
 	cliEnvFor(t, a)
@@ -352,6 +399,10 @@ ETAG          %s
 	if out := iamOK(t, "", "groups", "members", "list", "devs", "--org", "acme"); !regexp.MustCompile(`^MEMBER +KIND +ADDED\norgs/acme/users/alice +user +\S+Z\norgs/acme/users/bob +user +\S+Z\n$`).MatchString(out) {
 		t.Fatalf("members list:\n%s", out)
 	}
+	// The example in --filter's help is one Aegis takes.
+	if out := iamOK(t, "", "groups", "members", "list", "devs", "--org", "acme", "--filter", "member_kind = PRINCIPAL_KIND_SERVICE_ACCOUNT"); out != "MEMBER  KIND  ADDED\n" {
+		t.Fatalf("members list --filter:\n%s", out)
+	}
 	// bob is a member for Aegis's decisions too, not only in the list.
 	if out := iamOK(t, "", "groups", "list", "--org", "acme", "--filter", `members:"orgs/acme/users/bob"`); !regexp.MustCompile(`^NAME +DISPLAY NAME +MEMBERS +CREATED\norgs/acme/groups/devs +Developers +2 +\S+\n$`).MatchString(out) {
 		t.Fatalf("groups list --filter members:\n%s", out)
@@ -452,6 +503,9 @@ ETAG          %s
 			t.Fatalf("%v shows the secret or not the key:\n%s", args, out)
 		}
 	}
+
+	// The example in --filter's help is one Aegis takes.
+	iamOK(t, "", "sa", "keys", "list", "ci", "--org", "acme", "--project", "web", "--filter", `expire_time < "2027-01-01T00:00:00Z"`)
 
 	// In JSON, for scripts, the secret is in the one answer that has it.
 	out = iamOK(t, "", "sa", "keys", "create", "orgs/acme/serviceAccounts/deployer", "-o", "json")

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
+	aegisclient "github.com/photoncloud/photoncloud/client/aegis"
 )
 
 // maxSecretBytes bounds a password or secret read from stdin, so that
@@ -383,7 +384,7 @@ func revokeSession(ctx context.Context, t target, p *profile, src oauth2.TokenSo
 		if err != nil {
 			return err
 		}
-		opts = append(opts, grpc.PerRPCCredentials(bearerCreds{src: oauth2.StaticTokenSource(tok), secure: t.useTLS()}))
+		opts = append(opts, grpc.PerRPCCredentials(aegisclient.TokenCredentials(oauth2.StaticTokenSource(tok), t.useTLS())))
 	}
 	cc, err := t.dial(nil)
 	if err != nil {
@@ -437,12 +438,15 @@ func revokeHTTP(ctx context.Context, t target, p *profile) error {
 type session struct {
 	target target
 	conn   *grpc.ClientConn
+	src    *storedTokenSource // the tokens conn sends
 }
 
 func (s *session) Close() error { return s.conn.Close() }
 
 // rpc explains a failed call of op.
-func (s *session) rpc(op string, err error) error { return explainRPC(op, s.target.endpoint, err) }
+func (s *session) rpc(op string, err error) error {
+	return explainRPC(op, s.target.endpoint, s.src.callErr(err))
+}
 
 // openSession connects to the Aegis the flags (or the last login) name,
 // with the stored session's access token, refreshed when needed, on every
@@ -453,31 +457,24 @@ func openSession(ctx context.Context, env cliEnv, o *connOptions) (*session, err
 	if err != nil {
 		return nil, err
 	}
-	cc, err := t.dial(bearerCreds{src: src, secure: t.useTLS()})
+	// Plaintext, when not TLS, is what resolve allowed: loopback or
+	// --insecure.
+	cc, err := t.dial(aegisclient.TokenCredentials(src, t.useTLS()))
 	if err != nil {
 		return nil, err
 	}
-	return &session{target: t, conn: cc}, nil
+	return &session{target: t, conn: cc, src: src}, nil
 }
 
 // sessionToken resolves the Aegis o names and returns the stored
 // session's access token source, refreshing through that Aegis when
 // needed; the token is fetched once first. Other services (FlashDNS) take
 // the same token.
-func sessionToken(ctx context.Context, env cliEnv, o *connOptions) (target, oauth2.TokenSource, error) {
-	store, err := env.store()
+func sessionToken(ctx context.Context, env cliEnv, o *connOptions) (target, *storedTokenSource, error) {
+	store, t, p, err := storedSession(env, o)
 	if err != nil {
 		return target{}, nil, err
 	}
-	f, err := store.read()
-	if err != nil {
-		return target{}, nil, err
-	}
-	t, err := o.resolve(env, f)
-	if err != nil {
-		return target{}, nil, err
-	}
-	p := f.profile(t.url)
 	if p == nil {
 		// The target goes with the error, for callers that can do
 		// without a session (see errNoSession).
@@ -495,6 +492,40 @@ func sessionToken(ctx context.Context, env cliEnv, o *connOptions) (target, oaut
 		return target{}, nil, err
 	}
 	return t, src, nil
+}
+
+// storedSession resolves the Aegis o names and returns the credential
+// store and the session stored for that Aegis (nil: none).
+func storedSession(env cliEnv, o *connOptions) (*credStore, target, *profile, error) {
+	store, err := env.store()
+	if err != nil {
+		return nil, target{}, nil, err
+	}
+	f, err := store.read()
+	if err != nil {
+		return nil, target{}, nil, err
+	}
+	t, err := o.resolve(env, f)
+	if err != nil {
+		return nil, target{}, nil, err
+	}
+	return store, t, f.profile(t.url), nil
+}
+
+// sessionScope returns a function that reads the project the stored
+// session with the Aegis o names is downscoped to (photon login
+// --project), "" for none or no session. Commands take it for --org and
+// --project left out (see withScope), since the session's token is good
+// for nothing else. Only the credentials file is read, not the network, so
+// that checking arguments stays free of I/O beyond it.
+func sessionScope(env cliEnv, o *connOptions) func() (string, error) {
+	return func() (string, error) {
+		_, _, p, err := storedSession(env, o)
+		if err != nil || p == nil {
+			return "", err
+		}
+		return p.Project, nil
+	}
 }
 
 type whoamiOptions struct {

@@ -311,6 +311,39 @@ func TestNames(t *testing.T) {
 	}
 }
 
+// TestWithScope: the project of a downscoped session fills in what
+// --org and --project leave open, and nothing the user gave.
+func TestWithScope(t *testing.T) {
+	web := func() (string, error) { return "orgs/acme/projects/web", nil }
+	none := func() (string, error) { return "", nil }
+	broken := func() (string, error) { return "", errors.New("credentials file is corrupt") }
+	for _, tc := range []struct{ got, want string }{
+		{must((&parentFlags{scope: web}).orgName()), "orgs/acme"},
+		{must((&parentFlags{scope: web}).container()), "orgs/acme/projects/web"},
+		{must((&parentFlags{project: "api", scope: web}).container()), "orgs/acme/projects/api"},
+		{must((&parentFlags{org: "zeta", scope: web}).container()), "orgs/zeta"},
+		{must((&parentFlags{org: "acme", scope: web}).container()), "orgs/acme"},
+		{must((&parentFlags{org: "zeta", project: "api", scope: web}).container()), "orgs/zeta/projects/api"},
+		{must((&parentFlags{project: "orgs/zeta/projects/api", scope: web}).container()), "orgs/zeta/projects/api"},
+		{must((&parentFlags{org: "zeta", scope: web}).orgName()), "orgs/zeta"},
+		{must(roleName("ProjectAdmin", &parentFlags{scope: web})), "roles/ProjectAdmin"},
+		{must((&parentFlags{scope: none}).orgName()), "error: --org is required (or give a full name)"},
+		{must((&parentFlags{scope: broken}).container()), "error: credentials file is corrupt"},
+		{must((&parentFlags{org: "acme", scope: broken}).container()), "orgs/acme"},
+		{must((&projectFlags{parentFlags{scope: web}}).name()), "orgs/acme/projects/web"},
+		{must((&projectFlags{parentFlags{project: "api", scope: web}}).name()), "orgs/acme/projects/api"},
+		{must((&projectFlags{parentFlags{org: "zeta", project: "api", scope: web}}).name()), "orgs/zeta/projects/api"},
+		{must((&projectFlags{parentFlags{org: "zeta", scope: web}}).name()),
+			"error: --org and --project are required (or give --project orgs/<org>/projects/<project>, or a full zone name)"},
+		{must((&projectFlags{parentFlags{scope: func() (string, error) { return "orgs/acme", nil }}}).name()),
+			"error: --org and --project are required (or give --project orgs/<org>/projects/<project>, or a full zone name)"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
+
 func must(s string, err error) string {
 	if err != nil {
 		return "error: " + err.Error()

@@ -44,12 +44,20 @@ type storedTokenSource struct {
 
 	mu  sync.Mutex
 	tok *oauth2.Token
+	err error // of the last Token call; see callErr
 }
 
 // Token implements oauth2.TokenSource.
 func (s *storedTokenSource) Token() (*oauth2.Token, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	t, err := s.token()
+	s.err = err
+	return t, err
+}
+
+// token is Token with s.mu held.
+func (s *storedTokenSource) token() (*oauth2.Token, error) {
 	if s.tok.Valid() {
 		return s.tok, nil
 	}
@@ -83,28 +91,25 @@ func (s *storedTokenSource) Token() (*oauth2.Token, error) {
 	return fresh, nil
 }
 
-// bearerCreds puts the access token on every gRPC call as
-// `authorization: Bearer <token>`.
-type bearerCreds struct {
-	src    oauth2.TokenSource
-	secure bool // TLS in use; gRPC then refuses to send over plaintext
-}
-
-// GetRequestMetadata implements credentials.PerRPCCredentials. A failure
-// is returned as UNAUTHENTICATED so that the command's error says what is
-// wrong instead of gRPC's generic UNAVAILABLE for credential errors.
-func (c bearerCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	t, err := c.src.Token()
-	if err != nil {
-		return nil, status.Error(codes.Unauthenticated, err.Error())
+// callErr is the error of a call whose credentials (client/aegis's
+// TokenCredentials) took tokens from s. When the call failed because s had
+// no token to give, it is s's own error: client/aegis words that failure
+// for services ("get a service account token: ..."), while the CLI's
+// errors say what the user is to do. s may be nil (a call without a
+// session).
+func (s *storedTokenSource) callErr(err error) error {
+	if s == nil || status.Code(err) != codes.Unauthenticated {
+		return err
 	}
-	return map[string]string{"authorization": "Bearer " + t.AccessToken}, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The CLI makes one call at a time, so a failure of the last Token
+	// call is the failure of the call that asked for it.
+	if s.err == nil {
+		return err
+	}
+	return status.Error(codes.Unauthenticated, s.err.Error())
 }
-
-// RequireTransportSecurity implements credentials.PerRPCCredentials.
-// Plaintext is allowed only where resolve allowed it (loopback, or
-// --insecure).
-func (c bearerCreds) RequireTransportSecurity() bool { return c.secure }
 
 // tokenError explains a failed token request without echoing anything the
 // server sent verbatim beyond its error code and description (which Aegis
