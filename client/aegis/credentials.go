@@ -67,7 +67,7 @@ type tokenCreds struct {
 func (c tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
 	t, err := c.src.Token()
 	if err != nil {
-		return nil, status.Errorf(codes.Unauthenticated, "get a service account token: %v", err)
+		return nil, status.Errorf(codes.Unauthenticated, "get an access token: %v", err)
 	}
 	return map[string]string{"authorization": "Bearer " + t.AccessToken}, nil
 }

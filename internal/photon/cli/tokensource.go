@@ -94,7 +94,7 @@ func (s *storedTokenSource) token() (*oauth2.Token, error) {
 // callErr is the error of a call whose credentials (client/aegis's
 // TokenCredentials) took tokens from s. When the call failed because s had
 // no token to give, it is s's own error: client/aegis words that failure
-// for services ("get a service account token: ..."), while the CLI's
+// for services ("get an access token: ..."), while the CLI's
 // errors say what the user is to do. s may be nil (a call without a
 // session).
 func (s *storedTokenSource) callErr(err error) error {

@@ -50,7 +50,7 @@ func TestCallTokenFailureWording(t *testing.T) {
 	f.none(t)
 	// The Aegis side words the same failure the same way.
 	s := &session{target: target{endpoint: "127.0.0.1:7010"}, src: gone}
-	if got := s.rpc("list orgs", status.Error(codes.Unauthenticated, "get a service account token: x")); !strings.HasSuffix(got.Error(),
+	if got := s.rpc("list orgs", status.Error(codes.Unauthenticated, "get an access token: x")); !strings.HasSuffix(got.Error(),
 		": not authenticated: not logged in to "+aegisURL+" (run photon login)") {
 		t.Fatalf("session.rpc: %v", got)
 	}
