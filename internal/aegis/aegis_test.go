@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,7 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
-	"github.com/photoncloud/photoncloud/internal/chainfire"
+	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -36,33 +35,10 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func freeURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
-}
-
 // startChainfire runs a single-member Chainfire for the test.
 func startChainfire(t *testing.T) string {
 	t.Helper()
-	cfg := chainfire.Config{
-		Name: "cf", DataDir: t.TempDir(),
-		ListenClientURLs: []string{"http://127.0.0.1:0"}, ListenPeerURLs: []string{freeURL(t)},
-		ListenHTTPURLs: []string{}, Logger: testLogger(),
-	}
-	cfg.EnsureDefaults()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := chainfire.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return srv.ClientAddr()
+	return chainfiretest.Start(t, nil).ClientAddr()
 }
 
 // startAegis runs a replica on chainfire with cfg's other settings.

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -19,7 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	flashdnsv1 "github.com/photoncloud/photoncloud/api/flashdns/v1"
-	"github.com/photoncloud/photoncloud/internal/chainfire"
+	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 	"github.com/photoncloud/photoncloud/internal/flashdns"
 	"github.com/photoncloud/photoncloud/internal/platform"
 	"github.com/photoncloud/photoncloud/internal/platform/testcerts"
@@ -64,20 +63,13 @@ func TestGatewayOverTLS(t *testing.T) {
 // it, without authorization, on loopback ports; cfg sets the rest.
 func startFlashDNS(t *testing.T, cfg flashdns.Config) *flashdns.Server {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cfCfg := chainfire.Config{Name: "cf", DataDir: t.TempDir(), ListenClientURLs: []string{"http://127.0.0.1:0"},
-		ListenPeerURLs: []string{"http://127.0.0.1:0"}, ListenHTTPURLs: []string{}, Logger: slog.New(slog.DiscardHandler)}
-	cfCfg.EnsureDefaults()
-	cf, err := chainfire.Start(ctx, cfCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cf.Close() })
+	cf := chainfiretest.Start(t, nil)
 	cfg.DNSAddrs, cfg.ChainfireEndpoints, cfg.Auth = []string{"127.0.0.1:0"}, []string{cf.ClientAddr()}, flashdns.AuthNone
 	if len(cfg.ListenGRPCURLs) == 0 {
 		cfg.ListenGRPCURLs = []string{"http://127.0.0.1:0"}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	fd, err := flashdns.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -2,28 +2,19 @@ package platform_test
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/photoncloud/photoncloud/internal/chainfire"
+	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 	"github.com/photoncloud/photoncloud/internal/platform"
 )
 
 func TestStoreProbe(t *testing.T) {
-	cfg := chainfire.Config{Name: "cf", DataDir: t.TempDir(), ListenClientURLs: []string{"http://127.0.0.1:0"},
-		ListenPeerURLs: []string{"http://127.0.0.1:0"}, ListenHTTPURLs: []string{}, Logger: slog.New(slog.DiscardHandler)}
-	cfg.EnsureDefaults()
+	srv := chainfiretest.Start(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := chainfire.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-
 	cli, err := platform.DialStore(ctx, platform.StoreConfig{Endpoints: []string{srv.ClientAddr()}})
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package dnsdiff
 import (
 	"context"
 	"log/slog"
-	"net"
 	"os"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	flashdnsv1 "github.com/photoncloud/photoncloud/api/flashdns/v1"
 	"github.com/photoncloud/photoncloud/internal/chainfire"
+	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 	"github.com/photoncloud/photoncloud/internal/flashdns"
 )
 
@@ -87,32 +87,5 @@ func startFlashDNS(t *testing.T, zones []Zone) Target {
 // returns its client address.
 func startChainfire(t *testing.T, lg *slog.Logger) string {
 	t.Helper()
-	// The peer URL is in the member's identity and cannot be :0.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	peerURL := "http://" + l.Addr().String()
-	_ = l.Close()
-	cfg := chainfire.Config{
-		Name: "dnsdiff", DataDir: t.TempDir(),
-		ListenClientURLs: []string{"http://127.0.0.1:0"}, ListenPeerURLs: []string{peerURL},
-		ListenHTTPURLs: []string{}, Logger: lg,
-	}
-	cfg.EnsureDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatalf("chainfire config: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := chainfire.Start(ctx, cfg)
-	if err != nil {
-		t.Fatalf("start chainfire: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("stop chainfire: %v", err)
-		}
-	})
-	return srv.ClientAddr()
+	return chainfiretest.Start(t, func(c *chainfire.Config) { c.Name, c.Logger = "dnsdiff", lg }).ClientAddr()
 }

@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	flashdnsv1 "github.com/photoncloud/photoncloud/api/flashdns/v1"
-	"github.com/photoncloud/photoncloud/internal/chainfire"
+	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 	"github.com/photoncloud/photoncloud/internal/flashdns/store"
 )
 
@@ -37,30 +37,7 @@ func testLogger() *slog.Logger {
 // its client address.
 func startChainfire(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := "http://" + l.Addr().String()
-	_ = l.Close()
-	cfg := chainfire.Config{
-		Name: "cf", DataDir: t.TempDir(),
-		ListenClientURLs: []string{"http://127.0.0.1:0"}, ListenPeerURLs: []string{peer},
-		ListenHTTPURLs: []string{}, Logger: testLogger(),
-	}
-	cfg.EnsureDefaults()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := chainfire.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("chainfire close: %v", err)
-		}
-	})
-	return srv.ClientAddr()
+	return chainfiretest.Start(t, nil).ClientAddr()
 }
 
 func openStore(t *testing.T, addr string) *store.Store {

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,7 +21,7 @@ import (
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
 	"github.com/photoncloud/photoncloud/internal/aegis"
-	"github.com/photoncloud/photoncloud/internal/chainfire"
+	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 	"github.com/photoncloud/photoncloud/internal/platform"
 	"github.com/photoncloud/photoncloud/internal/platform/testcerts"
 )
@@ -68,26 +67,7 @@ func testLogger() *slog.Logger {
 // its client address.
 func startChainfire(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	peerURL := "http://" + l.Addr().String()
-	l.Close()
-	cfg := chainfire.Config{
-		Name: "cf", DataDir: t.TempDir(),
-		ListenClientURLs: []string{"http://127.0.0.1:0"}, ListenPeerURLs: []string{peerURL},
-		ListenHTTPURLs: []string{}, Logger: testLogger(),
-	}
-	cfg.EnsureDefaults()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := chainfire.Start(ctx, cfg)
-	if err != nil {
-		t.Fatalf("start chainfire: %v", err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return srv.ClientAddr()
+	return chainfiretest.Start(t, nil).ClientAddr()
 }
 
 // startAegis runs Chainfire and Aegis for the test and creates the seed

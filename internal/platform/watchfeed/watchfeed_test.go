@@ -2,8 +2,6 @@ package watchfeed_test
 
 import (
 	"context"
-	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/photoncloud/photoncloud/internal/chainfire"
+	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 	"github.com/photoncloud/photoncloud/internal/platform/watchfeed"
 )
 
@@ -75,22 +73,7 @@ func (x *index) get(k string) (string, bool) {
 
 func startChainfire(t *testing.T) *clientv3.Client {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := "http://" + l.Addr().String()
-	l.Close()
-	cfg := chainfire.Config{Name: "cf", DataDir: t.TempDir(), ListenClientURLs: []string{"http://127.0.0.1:0"},
-		ListenPeerURLs: []string{peer}, ListenHTTPURLs: []string{}, Logger: slog.New(slog.DiscardHandler)}
-	cfg.EnsureDefaults()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := chainfire.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
+	srv := chainfiretest.Start(t, nil)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{srv.ClientAddr()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
