@@ -115,6 +115,15 @@ type IdentityServiceClient interface {
 	// group. Fails with ALREADY_EXISTS if it is a member already. Needs
 	// `aegis:groups:update` on the group. The group's etag changes.
 	//
+	// The new member gets every allow binding of the group, so the rule of
+	// PolicyService.CreateBinding applies to each of them, as if the caller
+	// created it for the member: for every allow binding of the group (role
+	// R at scope S), `aegis:roles:bind` at S, or every permission of R held
+	// at S for as long as the binding lasts. Deny bindings of the group need
+	// nothing. A refusal is PERMISSION_DENIED naming the binding and a
+	// permission the caller lacks; it is audited and nothing is written.
+	// Removing members needs nothing more.
+	//
 	// HTTP: `POST /v1/{group=orgs/*/groups/*}:addMember`.
 	AddGroupMember(ctx context.Context, in *AddGroupMemberRequest, opts ...grpc.CallOption) (*GroupMember, error)
 	// RemoveGroupMember removes a member from a group. Fails with NOT_FOUND
@@ -491,6 +500,15 @@ type IdentityServiceServer interface {
 	// AddGroupMember adds a user or service account of the same org to a
 	// group. Fails with ALREADY_EXISTS if it is a member already. Needs
 	// `aegis:groups:update` on the group. The group's etag changes.
+	//
+	// The new member gets every allow binding of the group, so the rule of
+	// PolicyService.CreateBinding applies to each of them, as if the caller
+	// created it for the member: for every allow binding of the group (role
+	// R at scope S), `aegis:roles:bind` at S, or every permission of R held
+	// at S for as long as the binding lasts. Deny bindings of the group need
+	// nothing. A refusal is PERMISSION_DENIED naming the binding and a
+	// permission the caller lacks; it is audited and nothing is written.
+	// Removing members needs nothing more.
 	//
 	// HTTP: `POST /v1/{group=orgs/*/groups/*}:addMember`.
 	AddGroupMember(context.Context, *AddGroupMemberRequest) (*GroupMember, error)

@@ -58,6 +58,18 @@ type PolicyServiceClient interface {
 	// (FAILED_PRECONDITION). A change of permissions is enforced by every
 	// replica within a second.
 	//
+	// Adding permissions widens every binding of the role at once, so the
+	// rule of CreateBinding applies to them (Kubernetes' "escalate"): besides
+	// `aegis:roles:update` on the role, an update that adds permissions to a
+	// role of org O needs `aegis:roles:bind` at `orgs/O`, or that the caller
+	// holds every added permission at `orgs/O`, in the sense of
+	// CreateBinding, without expiry. A permission the role already covers
+	// (`plasmavmc:vms:get` next to `plasmavmc:*:*`) is not added. The check
+	// is made on the role as it will be stored. Removing permissions needs
+	// nothing more. A refusal is PERMISSION_DENIED naming a permission the
+	// caller lacks; it is audited and nothing is written. CreateRole needs
+	// nothing more: a role grants nothing until it is bound.
+	//
 	// HTTP: `PATCH /v1/{role.name=orgs/*/roles/*}`, body: the Role.
 	UpdateRole(ctx context.Context, in *UpdateRoleRequest, opts ...grpc.CallOption) (*Role, error)
 	// DeleteRole deletes a custom role. A role still used by bindings can
@@ -250,6 +262,18 @@ type PolicyServiceServer interface {
 	// UpdateRole updates a custom role; built-in roles cannot be changed
 	// (FAILED_PRECONDITION). A change of permissions is enforced by every
 	// replica within a second.
+	//
+	// Adding permissions widens every binding of the role at once, so the
+	// rule of CreateBinding applies to them (Kubernetes' "escalate"): besides
+	// `aegis:roles:update` on the role, an update that adds permissions to a
+	// role of org O needs `aegis:roles:bind` at `orgs/O`, or that the caller
+	// holds every added permission at `orgs/O`, in the sense of
+	// CreateBinding, without expiry. A permission the role already covers
+	// (`plasmavmc:vms:get` next to `plasmavmc:*:*`) is not added. The check
+	// is made on the role as it will be stored. Removing permissions needs
+	// nothing more. A refusal is PERMISSION_DENIED naming a permission the
+	// caller lacks; it is audited and nothing is written. CreateRole needs
+	// nothing more: a role grants nothing until it is bound.
 	//
 	// HTTP: `PATCH /v1/{role.name=orgs/*/roles/*}`, body: the Role.
 	UpdateRole(context.Context, *UpdateRoleRequest) (*Role, error)

@@ -251,6 +251,24 @@ func (e *Evaluator) BindingsAt(scope string) []Binding {
 	return out
 }
 
+// BindingsOf returns the bindings whose subject is subject (a principal or
+// a group, by its evaluator name), by scope, then id. It reads the
+// subject's own record, which decisions already keep, so it costs what
+// the subject has, not what the policy holds.
+func (e *Evaluator) BindingsOf(subject string) []Binding {
+	r := e.cur.Load().subject(subject)
+	if r == nil {
+		return nil
+	}
+	var out []Binding
+	for _, sc := range r.scopes {
+		for _, b := range sc.bindings {
+			out = append(out, b.Binding)
+		}
+	}
+	return out
+}
+
 // Role returns a built-in or custom role.
 func (e *Evaluator) Role(name string) (Role, bool) {
 	r := e.cur.Load().role(name)

@@ -12,6 +12,7 @@ import (
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
 	"github.com/photoncloud/photoncloud/internal/aegis/policy"
+	"github.com/photoncloud/photoncloud/internal/aegis/store"
 )
 
 // Anti-escalation (policy.proto, CreateBinding): aegis:bindings:create on
@@ -76,14 +77,117 @@ func (s *Server) checkBind(ctx context.Context, c *Caller, container string, b *
 	if missing == "" {
 		return false, nil
 	}
+	return true, s.refuseEscalation(ctx, c, scope, d, missing,
+		fmt.Sprintf("binding %s at %s needs %s there, or every permission of the role", role, scope, permRolesBind))
+}
+
+// checkGrant applies the rule to a change that grants perms (role
+// permission patterns) at scope until end (zero: forever) to someone:
+// aegis:roles:bind at scope, or holding every one of perms there. need
+// says what the change needs, for the refusal, which is as checkBind's.
+func (s *Server) checkGrant(ctx context.Context, c *Caller, scope string, perms []string, end time.Time, need string) (audited bool, err error) {
+	if len(perms) == 0 {
+		return false, nil
+	}
+	res, err := policy.ParseResource(scope)
+	if err != nil {
+		// Scopes come from the evaluator or from validated names.
+		s.lg.Error("escalation check on an invalid scope", "scope", scope, "err", err)
+		return false, status.Error(codes.Internal, "internal error")
+	}
+	ok, d, err := s.allowed(ctx, c, permRolesBind, scope)
+	if err != nil || ok {
+		return false, err
+	}
+	missing := s.missingPermission(c, perms, res, end)
+	if missing == "" {
+		return false, nil
+	}
+	return true, s.refuseEscalation(ctx, c, scope, d, missing, need)
+}
+
+// refuseEscalation audits a refusal of the rule at scope (d: the decision
+// on aegis:roles:bind there) and returns the caller's answer:
+// PERMISSION_DENIED saying what the change needs and which permission the
+// caller lacks, or NOT_FOUND for a scope the caller may not know exists.
+func (s *Server) refuseEscalation(ctx context.Context, c *Caller, scope string, d *aegisv1.Decision, missing, need string) error {
 	code := codes.PermissionDenied
-	msg := fmt.Sprintf("binding %s at %s needs %s there, or every permission of the role: %s does not hold %s (without condition) at %s",
-		role, scope, permRolesBind, c.Principal, missing, scope)
+	msg := fmt.Sprintf("%s: %s does not hold %s (without condition) at %s", need, c.Principal, missing, scope)
 	if s.hidden(ctx, c, scope) {
 		code, msg = codes.NotFound, fmt.Sprintf("%s not found", scope)
 	}
 	s.auditDenied(ctx, c, permRolesBind, scope, d, code, msg)
-	return true, status.Error(code, msg)
+	return status.Error(code, msg)
+}
+
+// Widening a role (UpdateRole) widens every binding of it at once, so
+// adding permissions to custom role R of org O is held to the same rule,
+// once for all of them (Kubernetes' "escalate" verb): aegis:roles:bind at
+// orgs/O, or holding every added permission at orgs/O (where R's bindings
+// all are, or below) forever, since a role change does not expire.
+// Removing permissions needs nothing more than aegis:roles:update, as
+// deleting a binding needs nothing more than aegis:bindings:delete.
+
+// checkRoleUpdate applies the rule to custom role name changing from the
+// permissions before to after, as they will be stored.
+func (s *Server) checkRoleUpdate(ctx context.Context, c *Caller, name string, before, after []string) (audited bool, err error) {
+	var added []string
+	for _, p := range after {
+		// A pattern the role already covers ("plasmavmc:vms:get" under
+		// "plasmavmc:*:*") widens nothing. Invalid patterns are left to
+		// the store, which rejects the update right after this check.
+		if policy.ValidatePermissionPattern(p) != nil ||
+			slices.ContainsFunc(before, func(b string) bool { return permissionCovers(b, p) }) {
+			continue
+		}
+		added = append(added, p)
+	}
+	scope := "orgs/" + policy.OrgOf(name)
+	return s.checkGrant(ctx, c, scope, added, time.Time{},
+		fmt.Sprintf("adding permissions to role %s needs %s at %s, or every added permission", name, permRolesBind, scope))
+}
+
+// A new member of a group gets every allow binding of the group, so adding
+// one is held to the rule once per binding, as if the caller created the
+// binding for the member: aegis:roles:bind at its scope, or holding every
+// permission of its role there for as long as the binding lasts. The
+// group's deny bindings only take permissions away from the new member,
+// and removing members needs nothing more than aegis:groups:update, as
+// deleting a binding needs nothing more than aegis:bindings:delete.
+//
+// The group's bindings are the evaluator's, like everything the rule
+// reads. A binding of the group created after the check is no gap: its
+// maker was checked for it, and it applies to every member alike.
+
+// checkGroupMember applies the rule to adding a member to group (an API
+// name the caller may update). A refusal is audited.
+func (s *Server) checkGroupMember(ctx context.Context, c *Caller, group string) error {
+	sub, err := s.st.PolicyPrincipal(group)
+	if err != nil {
+		return nil // no such group: the store answers NOT_FOUND
+	}
+	now := s.now()
+	for _, b := range s.eval.BindingsOf(sub) {
+		if b.Effect != policy.EffectAllow || (!b.ExpireTime.IsZero() && !now.Before(b.ExpireTime)) {
+			continue
+		}
+		r, found := s.eval.Role(b.Role)
+		if !found {
+			// An allow binding of a missing role grants nothing, and the
+			// store deletes a role's bindings with it.
+			continue
+		}
+		name := b.ID
+		if n, ok := s.st.BindingName(b.ID); ok {
+			name = n
+		}
+		need := fmt.Sprintf("adding a member to group %s needs, for its binding %s of %s at %s, %s there, or every permission of the role",
+			group, name, store.RoleName(b.Role), b.Scope, permRolesBind)
+		if _, err := s.checkGrant(ctx, c, b.Scope, r.Permissions, b.ExpireTime, need); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // bindingEnd is when b stops applying (zero: never). A ttl counts from

@@ -200,3 +200,189 @@ func TestBindingEscalationUpdate(t *testing.T) {
 		t.Fatalf("denial event %v", ev)
 	}
 }
+
+// auditKinds returns principal's audit events since start, newest first,
+// as "kind permission status resource".
+func auditKinds(t *testing.T, principal string, start time.Time) ([]string, []*aegisv1.AuditEvent) {
+	t.Helper()
+	tenv.flushAudit(t)
+	evs := listAudit(t, &aegisv1.ListAuditEventsRequest{Parent: acme, Principal: principal, StartTime: tsOf(start)})
+	var kinds []string
+	for _, ev := range evs {
+		kinds = append(kinds, ev.GetKind().String()+" "+ev.GetPermission()+" "+ev.GetStatusCode()+" "+ev.GetResource())
+	}
+	return kinds, evs
+}
+
+// refusedEscalation checks a refusal of the rule: PERMISSION_DENIED naming
+// aegis:roles:bind, the missing permission and the other words given.
+func refusedEscalation(t *testing.T, err error, missing string, words ...string) {
+	t.Helper()
+	wantCode(t, err, codes.PermissionDenied)
+	msg := status.Convert(err).Message()
+	for _, w := range append([]string{"aegis:roles:bind", "does not hold " + missing + " "}, words...) {
+		if !strings.Contains(msg, w) {
+			t.Errorf("message %q does not name %q", msg, w)
+		}
+	}
+}
+
+// TestGroupMemberEscalation: adding a member to a group hands out the
+// group's allow bindings, so it needs what creating them would.
+func TestGroupMemberEscalation(t *testing.T) {
+	e := tenv
+	f := newEscalationFixture(t)
+	start := time.Now()
+	// gadmin manages the org's groups and holds plasmavmc:*:* in the org,
+	// but not aegis:roles:bind.
+	gadminRole := must[*aegisv1.Role](t)(e.st.CreateRole(ctxT(t), acme, e.id("gadm"), &aegisv1.Role{
+		Permissions: []string{"aegis:groups:*", "aegis:orgs:get", "plasmavmc:*:*"}})).GetName()
+	gadmin := e.freshUser(t)
+	must[*aegisv1.Binding](t)(e.st.CreateBinding(ctxT(t), acme, e.id("b"), &aegisv1.Binding{Member: gadmin, Role: gadminRole}, "test"))
+	group := func(binds ...*aegisv1.Binding) string {
+		g := e.freshGroup(t)
+		for _, b := range binds {
+			parent := b.GetScope()
+			b.Member = g
+			must[*aegisv1.Binding](t)(e.st.CreateBinding(ctxT(t), parent, e.id("gb"), b, "test"))
+		}
+		return g
+	}
+	add := func(ctx context.Context, g, member string) error {
+		t.Helper()
+		_, err := e.identity.AddGroupMember(ctx, &aegisv1.AddGroupMemberRequest{Group: g, Member: member})
+		return err
+	}
+	isMember := func(g, member string) bool { return slices.Contains(e.st.GroupsOf(member), g) }
+	ctx := e.userCtx(t, gadmin)
+
+	// A group bound to OrgAdmin: the group admin cannot join it, nor
+	// add anyone else.
+	admins := group(&aegisv1.Binding{Scope: acme, Role: "roles/OrgAdmin"})
+	for _, m := range []string{gadmin, f.target} {
+		refusedEscalation(t, add(ctx, admins, m), "aegis:auditEvents:*", admins, "roles/OrgAdmin at "+acme)
+		if isMember(admins, m) {
+			t.Fatalf("refused member %s was added", m)
+		}
+	}
+	// A group whose roles the group admin holds (a deny binding of the
+	// group does not count): it may add members.
+	held := group(&aegisv1.Binding{Scope: web, Role: f.small},
+		&aegisv1.Binding{Scope: acme, Role: "roles/plasmavmc.viewer"},
+		&aegisv1.Binding{Scope: web, Role: f.big, Effect: aegisv1.Binding_EFFECT_DENY})
+	if err := add(ctx, held, f.target); err != nil || !isMember(held, f.target) {
+		t.Fatalf("adding a member to a group of held roles: %v", err)
+	}
+	// One binding beyond the group admin is enough to refuse.
+	mixed := group(&aegisv1.Binding{Scope: web, Role: f.small}, &aegisv1.Binding{Scope: web, Role: f.big})
+	refusedEscalation(t, add(ctx, mixed, f.target), "flashdns:zones:delete", f.big+" at "+web)
+	// A group admin holding the roles only through a downscoped token
+	// that excludes them does not hold them.
+	// (The group's bindings are checked by scope: acme's first.)
+	refusedEscalation(t, add(e.userCtx(t, gadmin, "aegis:groups:update"), held, gadmin), "plasmavmc:*:get", "roles/plasmavmc.viewer")
+	// Holders of aegis:roles:bind (the org admin) may add anyone.
+	if err := add(e.as(t, "orgadmin"), admins, f.target); err != nil || !isMember(admins, f.target) {
+		t.Fatalf("org admin adding a member to an OrgAdmin group: %v", err)
+	}
+	// An org admin holds aegis:roles:bind in its org only: a group of the
+	// org bound at the system scope is beyond it, not the system admin.
+	sys := group(&aegisv1.Binding{Scope: "system", Role: "roles/aegis.viewer"})
+	refusedEscalation(t, add(e.as(t, "orgadmin"), sys, f.target), "aegis:*:get", "roles/aegis.viewer at system")
+	if err := add(e.as(t, "sysadmin"), sys, f.target); err != nil {
+		t.Fatalf("system admin adding a member to a group bound at system: %v", err)
+	}
+	// Removing members needs nothing more.
+	if _, err := e.identity.RemoveGroupMember(ctx, &aegisv1.RemoveGroupMemberRequest{Group: admins, Member: f.target}); err != nil {
+		t.Fatalf("removing a member: %v", err)
+	}
+
+	// Refusals are ACCESS_DENIED events for aegis:roles:bind at the
+	// binding's scope, and nothing else.
+	kinds, evs := auditKinds(t, gadmin, start)
+	want := []string{ // newest first
+		"KIND_ADMIN_CHANGE aegis:groups:update OK " + admins,
+		"KIND_ACCESS_DENIED aegis:roles:bind PERMISSION_DENIED " + acme,
+		"KIND_ACCESS_DENIED aegis:roles:bind PERMISSION_DENIED " + web,
+		"KIND_ADMIN_CHANGE aegis:groups:update OK " + held,
+		"KIND_ACCESS_DENIED aegis:roles:bind PERMISSION_DENIED " + acme,
+		"KIND_ACCESS_DENIED aegis:roles:bind PERMISSION_DENIED " + acme,
+	}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("audit events %q, want %q", kinds, want)
+	}
+	if ev := evs[len(evs)-1]; !strings.Contains(ev.GetStatusMessage(), "roles/OrgAdmin") || ev.GetDecision() == nil ||
+		ev.GetMethod() != aegisv1.IdentityService_AddGroupMember_FullMethodName {
+		t.Fatalf("denial event %v", ev)
+	}
+}
+
+// TestRoleUpdateEscalation: adding permissions to a custom role widens
+// its bindings, so it needs aegis:roles:bind in the org or every added
+// permission; removing needs nothing more.
+func TestRoleUpdateEscalation(t *testing.T) {
+	e := tenv
+	start := time.Now()
+	// rupd updates the org's roles and holds plasmavmc:*:* in the org,
+	// but not aegis:roles:bind.
+	rupdRole := must[*aegisv1.Role](t)(e.st.CreateRole(ctxT(t), acme, e.id("rupd"), &aegisv1.Role{
+		Permissions: []string{"aegis:roles:get", "aegis:roles:update", "aegis:orgs:get", "plasmavmc:*:*"}})).GetName()
+	rupd := e.freshUser(t)
+	must[*aegisv1.Binding](t)(e.st.CreateBinding(ctxT(t), acme, e.id("b"), &aegisv1.Binding{Member: rupd, Role: rupdRole}, "test"))
+	role := must[*aegisv1.Role](t)(e.st.CreateRole(ctxT(t), acme, e.id("tgt"), &aegisv1.Role{
+		Permissions: []string{"plasmavmc:vms:get", "plasmavmc:vms:list", "flashdns:zones:*"}}))
+	name := role.GetName()
+	update := func(ctx context.Context, perms ...string) (*aegisv1.Role, error) {
+		t.Helper()
+		return e.pol.UpdateRole(ctx, &aegisv1.UpdateRoleRequest{Role: &aegisv1.Role{Name: name, Permissions: perms}, UpdateMask: mask("permissions")})
+	}
+	perms := func() []string {
+		return must[*aegisv1.Role](t)(e.st.GetRole(name)).GetPermissions()
+	}
+	ctx := e.userCtx(t, rupd)
+
+	// Adding a permission the updater lacks is refused, and changes
+	// nothing.
+	_, err := update(ctx, "plasmavmc:vms:get", "plasmavmc:vms:list", "flashdns:zones:*", "aegis:users:delete")
+	refusedEscalation(t, err, "aegis:users:delete", "role "+name, acme)
+	if cur := must[*aegisv1.Role](t)(e.st.GetRole(name)); cur.GetEtag() != role.GetEtag() {
+		t.Fatalf("refused update changed the role: %v", cur)
+	}
+	// Narrowing a permission the role already has adds nothing.
+	must[*aegisv1.Role](t)(update(ctx, "plasmavmc:vms:get", "plasmavmc:vms:list", "flashdns:zones:get"))
+	// Removing needs nothing more, even of permissions the updater lacks.
+	must[*aegisv1.Role](t)(update(ctx, "plasmavmc:vms:get"))
+	// Adding one it holds is fine; one it does not is not, even once
+	// removed before.
+	must[*aegisv1.Role](t)(update(ctx, "plasmavmc:vms:get", "plasmavmc:vms:start"))
+	_, err = update(ctx, "plasmavmc:vms:get", "flashdns:zones:get")
+	refusedEscalation(t, err, "flashdns:zones:get")
+	// Widening a permission the role has is adding.
+	_, err = update(ctx, "*:*:get", "plasmavmc:vms:start")
+	refusedEscalation(t, err, "*:*:get")
+	if got := perms(); !slices.Equal(got, []string{"plasmavmc:vms:get", "plasmavmc:vms:start"}) {
+		t.Fatalf("permissions %q after a refused update", got)
+	}
+	// A change that is not of permissions needs nothing more.
+	must[*aegisv1.Role](t)(e.pol.UpdateRole(ctx, &aegisv1.UpdateRoleRequest{
+		Role: &aegisv1.Role{Name: name, Description: "d"}, UpdateMask: mask("description")}))
+	// The org admin holds aegis:roles:bind.
+	must[*aegisv1.Role](t)(update(e.as(t, "orgadmin"), "plasmavmc:vms:get", "aegis:users:delete"))
+
+	kinds, evs := auditKinds(t, rupd, start)
+	want := []string{ // newest first
+		"KIND_ADMIN_CHANGE aegis:roles:update OK " + name,
+		"KIND_ACCESS_DENIED aegis:roles:bind PERMISSION_DENIED " + acme,
+		"KIND_ACCESS_DENIED aegis:roles:bind PERMISSION_DENIED " + acme,
+		"KIND_ADMIN_CHANGE aegis:roles:update OK " + name,
+		"KIND_ADMIN_CHANGE aegis:roles:update OK " + name,
+		"KIND_ADMIN_CHANGE aegis:roles:update OK " + name,
+		"KIND_ACCESS_DENIED aegis:roles:bind PERMISSION_DENIED " + acme,
+	}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("audit events %q, want %q", kinds, want)
+	}
+	if ev := evs[len(evs)-1]; !strings.Contains(ev.GetStatusMessage(), "aegis:users:delete") || ev.GetDecision() == nil ||
+		ev.GetMethod() != aegisv1.PolicyService_UpdateRole_FullMethodName {
+		t.Fatalf("denial event %v", ev)
+	}
+}

@@ -345,6 +345,10 @@ func (i *identityService) AddGroupMember(ctx context.Context, req *aegisv1.AddGr
 	if err != nil {
 		return nil, err
 	}
+	// The new member gets the group's bindings: see escalation.go.
+	if err := s.checkGroupMember(ctx, c, group); err != nil {
+		return nil, err
+	}
 	m, err := s.st.AddGroupMember(ctx, group, req.GetMember(), req.GetEtag())
 	etag := ""
 	if err == nil {

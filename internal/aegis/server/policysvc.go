@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -105,8 +106,22 @@ func (p *policyService) UpdateRole(ctx context.Context, req *aegisv1.UpdateRoleR
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.st.UpdateRole(ctx, name, req.GetRole().GetEtag(), func(next *aegisv1.Role) error { return plan.apply(next) })
-	s.auditChange(ctx, c, permRolesUpdate, name, plan.fieldMask(), r.GetEtag(), err)
+	// Added permissions are checked against escalation in the update,
+	// against the role as stored, so that a concurrent change cannot
+	// slip between check and write (as in UpdateBinding).
+	refused := false
+	r, err := s.st.UpdateRole(ctx, name, req.GetRole().GetEtag(), func(next *aegisv1.Role) error {
+		before := slices.Clone(next.GetPermissions())
+		if err := plan.apply(next); err != nil {
+			return err
+		}
+		var err error
+		refused, err = s.checkRoleUpdate(ctx, c, name, before, next.GetPermissions())
+		return err
+	})
+	if !refused {
+		s.auditChange(ctx, c, permRolesUpdate, name, plan.fieldMask(), r.GetEtag(), err)
+	}
 	return r, s.apiErr(err)
 }
 
