@@ -113,4 +113,16 @@
 // or a zone whose snapshot does not build (data a newer version would
 // reject), is logged and counted, and the zone keeps its previous
 // snapshot.
+//
+// # Memory
+//
+// Each replica holds every zone twice over: the index's record sets and
+// the snapshots. The records themselves are held once: sets in the index
+// are immutable, so snapshots are built with zone.BuildShared, which keeps
+// the index's records (they are parsed in the form snapshots serve: one
+// owner string per name, 4-byte A addresses) instead of copying them.
+// Loading or importing a large zone makes garbage several times its size,
+// which the Go runtime would keep as heap for good (queries allocate
+// nothing to reuse it), so after large changes the store returns free
+// memory to the OS (Options.ReleaseMemoryAfter).
 package store

@@ -55,7 +55,7 @@ func (s *Store) parseImport(req ImportRequest) (*importedZone, error) {
 		}
 		orig = origin(id)
 	}
-	data, err := zone.ParseZoneFile(strings.NewReader(req.ZoneFile), orig, defaultTTL)
+	data, lines, err := zone.ParseZoneFileLines(strings.NewReader(req.ZoneFile), orig, defaultTTL)
 	if err != nil {
 		return nil, zoneInvalid(fmt.Errorf("zone_file: %w", err))
 	}
@@ -70,38 +70,55 @@ func (s *Store) parseImport(req ImportRequest) (*importedZone, error) {
 		return nil, invalidf("zone_file: no SOA record at %s", origin(id))
 	}
 	iz := &importedZone{id: id, soa: data.SOA, sets: newTree(), defaultTTL: firstTTL(req.ZoneFile)}
-	for _, set := range data.Sets {
+	var nsLine int
+	for si, set := range data.Sets {
 		if dnssecTypes[set.Type] {
 			continue
 		}
 		name := zone.Canonical(set.Name)
 		k := setKey{name, set.Type}
+		// Errors name the file line of the record they are about.
+		line := func(i int) int { return lines.Line(si, i) }
 		if !supportedTypes[set.Type] {
-			return nil, invalidf("zone_file: record set %s: type %s is not supported", k, typeString(set.Type))
+			return nil, invalidf("zone_file: line %d: record set %s: type %s is not supported", line(0), k, typeString(set.Type))
 		}
 		if len(set.RRs) == 0 {
 			continue
+		}
+		if k == (setKey{origin(id), dns.TypeNS}) {
+			nsLine = line(0)
 		}
 		ttl := set.TTL
 		rrs := make([]dns.RR, len(set.RRs))
 		for i, rr := range set.RRs {
 			if rr.Header().Ttl == 0 {
-				return nil, invalidf("zone_file: record set %s: TTL 0 is not allowed (0 means \"the default\" in this API)", k)
+				// The parser gave the set the smallest TTL of its records.
+				return nil, invalidf("zone_file: line %d: record set %s: TTL 0 is not allowed (0 means \"the default\" in this API)", lines.TTLLine(si), k)
 			}
 			if ttl == 0 || rr.Header().Ttl < ttl {
 				ttl = rr.Header().Ttl // RFC 2181 §5.2: the smallest
 			}
 			rrs[i] = rr
 		}
+		if len(rrs) > maxRecordsPerSet {
+			return nil, invalidf("zone_file: line %d: record set %s has %d records, more than %d", line(maxRecordsPerSet), k, len(rrs), maxRecordsPerSet)
+		}
+		wire := 0
 		for i, rr := range rrs {
 			if rr.Header().Ttl != ttl || rr.Header().Name != name {
 				rrs[i] = dns.Copy(rr)
 				rrs[i].Header().Ttl = ttl
 			}
 			rrs[i].Header().Name = name
-		}
-		if len(rrs) > maxRecordsPerSet {
-			return nil, invalidf("zone_file: record set %s has %d records, more than %d", k, len(rrs), maxRecordsPerSet)
+			// The limits every replica checks when it loads the set
+			// (parseRecords): a set beyond them would be stored and
+			// then ignored as undecodable.
+			if n := len(rdata(rrs[i])); n > maxRecordChars {
+				return nil, invalidf("zone_file: line %d: record set %s: the record is %d characters long, more than %d", line(i), k, n, maxRecordChars)
+			}
+			if wire += dns.Len(rrs[i]); wire > maxSetWireBytes {
+				return nil, invalidf("zone_file: line %d: record set %s is more than %d octets in wire format", line(i), k, maxSetWireBytes)
+			}
 		}
 		set := &rrset{setKey: k, ttl: ttl, rrs: rrs}
 		if old, ok := iz.sets.ReplaceOrInsert(set); ok {
@@ -115,7 +132,7 @@ func (s *Store) parseImport(req ImportRequest) (*importedZone, error) {
 			iz.ns = append(iz.ns, rr.(*dns.NS).Ns)
 		}
 		if iz.ns, err = checkNameservers(iz.ns); err != nil {
-			return nil, fmt.Errorf("zone_file: apex NS: %w", err)
+			return nil, fmt.Errorf("zone_file: line %d: apex NS: %w", nsLine, err)
 		}
 		iz.nsTTL = ns.ttl
 	}

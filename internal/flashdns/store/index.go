@@ -24,6 +24,7 @@ type genID struct{ zone, gen string }
 // they need under the read lock.
 type zoneState struct {
 	id, parent string
+	origin     string           // origin(id), made once: not one string per record set
 	z          *flashdnsv1.Zone // as stored (no etag, no count); never modified
 	gen        string
 	mod        int64 // the zone key's mod revision: the etag
@@ -49,6 +50,12 @@ type index struct {
 	markers map[genID]int64            // staged generations being written: marker create revision
 	// bad counts stored values that could not be decoded.
 	bad int
+	// setChanges counts the record-set keys applied since the store last
+	// released memory (Options.ReleaseMemoryAfter).
+	setChanges int
+	// pivot is ownerName's search key, reused: a new one per decoded set
+	// would be garbage as large as the sets themselves.
+	pivot rrset
 }
 
 func newIndex() *index {
@@ -97,7 +104,7 @@ func (ix *index) apply(lg *slog.Logger, kv *mvccpb.KeyValue, deleted bool, touch
 		zs := ix.zones[id]
 		if zs == nil || zs.parent != parent {
 			ix.removeZone(id)
-			zs = &zoneState{id: id, parent: parent}
+			zs = &zoneState{id: id, parent: parent, origin: origin(id)}
 			ix.zones[id] = zs
 			if ix.byParent[parent] == nil {
 				ix.byParent[parent] = map[string]*zoneState{}
@@ -112,6 +119,7 @@ func (ix *index) apply(lg *slog.Logger, kv *mvccpb.KeyValue, deleted bool, touch
 			lg.Warn("ignoring a malformed record-set key", "key", key)
 			return
 		}
+		ix.setChanges++
 		g := genID{id, gen}
 		if zs := ix.zones[id]; zs != nil && zs.gen == gen {
 			touched[id] = true
@@ -126,11 +134,14 @@ func (ix *index) apply(lg *slog.Logger, kv *mvccpb.KeyValue, deleted bool, touch
 			}
 			return
 		}
-		def := uint32(3600)
+		def, orig := uint32(3600), ""
 		if zs := ix.zones[id]; zs != nil {
-			def = zs.z.GetDefaultTtl()
+			def, orig = zs.z.GetDefaultTtl(), zs.origin
+		} else {
+			orig = origin(id)
 		}
-		set, err := decodeSet(origin(id), k, kv.Value, kv.ModRevision, def)
+		k.name = ix.ownerName(t, k.name)
+		set, err := decodeSet(orig, k, kv.Value, kv.ModRevision, def)
 		if err != nil {
 			ix.bad++
 			lg.Error("ignoring an undecodable record set", "key", key, "err", err)
@@ -182,6 +193,28 @@ func (ix *index) apply(lg *slog.Logger, kv *mvccpb.KeyValue, deleted bool, touch
 			ix.markers[genID{id, gen}] = kv.CreateRevision
 		}
 	}
+}
+
+// ownerName returns the string the sets of tree t with owner name already
+// use, or a copy of name. The index then holds one string per owner name
+// (most names have two or three sets), and not the whole key each name was
+// cut from.
+func (ix *index) ownerName(t *btree.BTreeG[*rrset], name string) string {
+	if t != nil {
+		found := ""
+		ix.pivot.name = name
+		t.AscendGreaterOrEqual(&ix.pivot, func(s *rrset) bool {
+			if s.name == name {
+				found = s.name
+			}
+			return false
+		})
+		ix.pivot.name = ""
+		if found != "" {
+			return found
+		}
+	}
+	return strings.Clone(name)
 }
 
 func (ix *index) removeZone(id string) {

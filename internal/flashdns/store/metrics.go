@@ -17,6 +17,7 @@ type metrics struct {
 	conflicts     prometheus.Counter
 	staged        prometheus.Counter
 	swept         prometheus.Counter
+	releases      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
@@ -46,6 +47,10 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 		swept: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flashdns_store_swept_generations_total",
 			Help: "Abandoned, half-written zone generations deleted.",
+		}),
+		releases: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flashdns_store_memory_releases_total",
+			Help: "Times the store returned free memory to the OS after a large load or change (Options.ReleaseMemoryAfter).",
 		}),
 	}
 	gauges := []prometheus.Collector{
@@ -83,7 +88,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 			return float64(s.ix.bad)
 		}),
 	}
-	m.collectors = append([]prometheus.Collector{m.buildSeconds, m.buildFailures, m.reloads, m.conflicts, m.staged, m.swept}, gauges...)
+	m.collectors = append([]prometheus.Collector{m.buildSeconds, m.buildFailures, m.reloads, m.conflicts, m.staged, m.swept, m.releases}, gauges...)
 	if reg == nil {
 		return m, nil
 	}

@@ -67,6 +67,18 @@ type Options struct {
 	// SweepInterval is how often the store deletes abandoned generations.
 	// Default 1 minute; negative disables the sweep.
 	SweepInterval time.Duration
+	// ReleaseMemoryAfter: once the index has applied this many record-set
+	// changes (loaded, written or deleted) since the last time, the store
+	// returns the process's free heap memory to the OS
+	// (runtime/debug.FreeOSMemory) after the snapshots they changed are
+	// built. Loading or importing a zone makes garbage several times the
+	// zone's size, and the Go runtime keeps pages for a heap of twice the
+	// live data (GOGC=100) even when, as here, answering queries
+	// allocates nothing that would use them: without the release a
+	// replica holds about twice the memory its zones need. It costs one
+	// full garbage collection, so it is for large changes only. Default
+	// 20000; negative disables it.
+	ReleaseMemoryAfter int
 
 	// testBeforeWatch, if set, runs before every (re)watch; tests use it
 	// to hold the watch back while they compact.
@@ -112,6 +124,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.SweepInterval == 0 {
 		o.SweepInterval = time.Minute
+	}
+	if o.ReleaseMemoryAfter == 0 {
+		o.ReleaseMemoryAfter = 20000
 	}
 }
 
@@ -370,6 +385,16 @@ func (s *Store) lockZone(ctx context.Context, id string) (func(), error) {
 // txn runs one Chainfire transaction. When it succeeds it waits until the
 // store has applied it, so that the caller's next read sees it.
 func (s *Store) txn(ctx context.Context, cmps []clientv3.Cmp, then, els []clientv3.Op) (*clientv3.TxnResponse, error) {
+	resp, err := s.txnNoWait(ctx, cmps, then, els)
+	if err == nil && resp.Succeeded {
+		s.waitOwn(ctx, resp.Header.Revision)
+	}
+	return resp, err
+}
+
+// txnNoWait is txn without the wait: the caller waits (waitOwn) once it
+// has let go of what it no longer needs.
+func (s *Store) txnNoWait(ctx context.Context, cmps []clientv3.Cmp, then, els []clientv3.Op) (*clientv3.TxnResponse, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
@@ -378,9 +403,6 @@ func (s *Store) txn(ctx context.Context, cmps []clientv3.Cmp, then, els []client
 	cancel()
 	if err != nil {
 		return nil, s.chainfireErr(rctx, "txn", err)
-	}
-	if resp.Succeeded {
-		s.waitOwn(ctx, resp.Header.Revision)
 	}
 	return resp, nil
 }

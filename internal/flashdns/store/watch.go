@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -110,12 +111,14 @@ func (s *Store) install(fresh *index) {
 	s.m.reloads.Inc()
 	s.advance(rev)
 	s.lg.Debug("zones loaded", "revision", rev, "zones", len(fresh.zones))
+	s.maybeRelease()
 }
 
 // swapContents replaces ix's content with fresh's (ix.mu held).
 func (ix *index) swapContents(fresh *index) {
 	ix.rev, ix.zones, ix.byParent = fresh.rev, fresh.zones, fresh.byParent
 	ix.gens, ix.journal, ix.markers, ix.bad = fresh.gens, fresh.journal, fresh.markers, fresh.bad
+	ix.setChanges += fresh.setChanges
 }
 
 // applyEvents applies one watch response: every event of it (whole
@@ -143,14 +146,40 @@ func (s *Store) applyEvents(evs []*clientv3.Event) {
 	rev := s.ix.rev
 	s.ix.mu.Unlock()
 
-	s.build(jobs)
+	built := s.build(jobs)
 	s.installSnapshots(jobs, false)
 	s.advance(rev)
+	if built {
+		// Only once snapshots are built: the record sets of a large
+		// import arrive in many batches before the one that switches
+		// the zone to them and builds its snapshot.
+		s.maybeRelease()
+	}
+}
+
+// maybeRelease returns free heap memory to the OS when the index has
+// applied Options.ReleaseMemoryAfter record-set changes since the last
+// time (see there). It runs after the revision is marked applied, so a
+// writer waiting for its change does not wait for it too.
+func (s *Store) maybeRelease() {
+	if s.opts.ReleaseMemoryAfter < 0 {
+		return
+	}
+	s.ix.mu.Lock()
+	due := s.ix.setChanges >= s.opts.ReleaseMemoryAfter
+	if due {
+		s.ix.setChanges = 0
+	}
+	s.ix.mu.Unlock()
+	if due {
+		debug.FreeOSMemory()
+		s.m.releases.Inc()
+	}
 }
 
 // build builds the snapshots of jobs, in parallel when there are several
-// (a reload of many zones).
-func (s *Store) build(jobs []*buildJob) {
+// (a reload of many zones). It reports whether it built any.
+func (s *Store) build(jobs []*buildJob) bool {
 	var todo []*buildJob
 	for _, j := range jobs {
 		if j.zs != nil && !j.reused {
@@ -159,7 +188,9 @@ func (s *Store) build(jobs []*buildJob) {
 	}
 	one := func(j *buildJob) {
 		start := time.Now()
-		j.snap, j.err = zone.Build(j.data)
+		// The index's record sets are immutable, so the snapshot may
+		// share their records instead of holding copies.
+		j.snap, j.err = zone.BuildShared(j.data)
 		s.m.buildSeconds.Observe(time.Since(start).Seconds())
 		j.data = zone.Data{} // let the input go
 	}
@@ -168,7 +199,7 @@ func (s *Store) build(jobs []*buildJob) {
 		for _, j := range todo {
 			one(j)
 		}
-		return
+		return len(todo) > 0
 	}
 	ch := make(chan *buildJob)
 	var wg sync.WaitGroup
@@ -184,6 +215,7 @@ func (s *Store) build(jobs []*buildJob) {
 	}
 	close(ch)
 	wg.Wait()
+	return true
 }
 
 // installSnapshots records the built snapshots in the index, swaps the

@@ -142,9 +142,10 @@ func (s *Store) journalOps(p *plan, sz *txnSize) ([]clientv3.Op, error) {
 	return ops, nil
 }
 
-// commit writes p and returns the revision of its (last) transaction. A
-// failed comparison is errRetry, or ErrAlreadyExists for a create whose
-// zone appeared.
+// commit writes p and returns the revision of its (last) transaction,
+// without waiting until the store has applied it (write does). A failed
+// comparison is errRetry, or ErrAlreadyExists for a create whose zone
+// appeared.
 func (s *Store) commit(ctx context.Context, p *plan) (int64, error) {
 	gen := newGen()
 	if p.v != nil {
@@ -192,7 +193,7 @@ func (s *Store) commit(ctx context.Context, p *plan) (int64, error) {
 	if !s.fits(sz) {
 		return s.commitStaged(ctx, p)
 	}
-	resp, err := s.txn(ctx, cmps, ops, p.probes())
+	resp, err := s.txnNoWait(ctx, cmps, ops, p.probes())
 	if err != nil {
 		return 0, err
 	}
@@ -329,7 +330,7 @@ func (s *Store) commitStaged(ctx context.Context, p *plan) (rev int64, err error
 		return 0, err
 	}
 	fops = append(fops, jops...)
-	resp, err := s.txn(ctx, cmps, fops, p.probes())
+	resp, err := s.txnNoWait(ctx, cmps, fops, p.probes())
 	if err != nil {
 		return 0, err
 	}
@@ -367,13 +368,26 @@ func (s *Store) abandon(id, gen string, lease clientv3.LeaseID) {
 // write runs build+commit until the commit does not ask for a retry,
 // holding this replica's write lock of the zone. build returns a nil plan
 // when there is nothing to write. It returns the revision written (0 when
-// nothing was).
+// nothing was), once the store has applied it.
 func (s *Store) write(ctx context.Context, id string, build func() (*plan, error)) (int64, error) {
 	unlock, err := s.lockZone(ctx, id)
 	if err != nil {
 		return 0, err
 	}
 	defer unlock()
+	rev, err := s.commitPlan(ctx, id, build)
+	if err == nil && rev != 0 {
+		// Waiting here, not in commit: the plan and what build holds
+		// (for an import, the parsed file: a second copy of the zone)
+		// are garbage by now, while the watch applies the change and
+		// builds the new snapshot, the peak of a large write.
+		s.waitOwn(ctx, rev)
+	}
+	return rev, err
+}
+
+// commitPlan is write's loop of build and commit.
+func (s *Store) commitPlan(ctx context.Context, id string, build func() (*plan, error)) (int64, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		p, err := build()
 		if err != nil || p == nil {

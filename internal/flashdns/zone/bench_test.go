@@ -100,37 +100,77 @@ func largeData(n int) Data {
 
 // BenchmarkMemory100k times Build of a zone of about 100k records (ns/op,
 // allocs/op) and reports the heap the resulting snapshot holds, measured
-// with runtime.MemStats after the input Data is gone.
+// with runtime.MemStats: for Build after the input Data is gone (the
+// snapshot's own copies of the records included), for BuildShared with the
+// Data kept (as the store keeps its record sets, whose records are in the
+// form the snapshot serves), so only what the snapshot adds to them.
 func BenchmarkMemory100k(b *testing.B) {
 	const owners = 77_000 // about 100k records with largeData's mix
-	d := largeData(owners)
-	b.ReportAllocs()
-	var s *Snapshot
-	for b.Loop() {
-		var err error
-		if s, err = Build(d); err != nil {
-			b.Fatal(err)
+	for _, shared := range []bool{false, true} {
+		name, build := "copy", Build
+		if shared {
+			name, build = "shared", BuildShared
 		}
+		b.Run(name, func(b *testing.B) {
+			d := memData(owners, shared)
+			b.ReportAllocs()
+			var s *Snapshot
+			for b.Loop() {
+				var err error
+				if s, err = build(d); err != nil {
+					b.Fatal(err)
+				}
+			}
+			records := s.Len()
+			s, d = nil, Data{}
+			bytes := snapshotHeap(b, owners, shared)
+			b.ReportMetric(bytes*100_000/float64(records)/(1<<20), "MiB/100k-records")
+			b.ReportMetric(bytes/float64(records), "B/record")
+		})
 	}
-	records := s.Len()
-	s, d = nil, Data{}
-	bytes := snapshotHeap(b, owners)
-	b.ReportMetric(bytes*100_000/float64(records)/(1<<20), "MiB/100k-records")
-	b.ReportMetric(bytes/float64(records), "B/record")
 }
 
-// snapshotHeap measures the heap a snapshot holds: build it from Data, drop
-// the Data, and compare with the heap before.
-func snapshotHeap(tb testing.TB, owners int) float64 {
+// memData is largeData, with the records in served form (the set's TTL,
+// 4-byte A addresses) for BuildShared.
+func memData(owners int, served bool) Data {
+	d := largeData(owners)
+	if served {
+		for _, set := range d.Sets {
+			for _, rr := range set.RRs {
+				rr.Header().Ttl = set.TTL
+				if a, ok := rr.(*dns.A); ok {
+					a.A = a.A.To4()
+				}
+			}
+		}
+	}
+	return d
+}
+
+// snapshotHeap measures the heap a snapshot holds: the heap after building
+// it from fresh Data, minus the heap before; Build's input is dropped
+// first, BuildShared's kept.
+func snapshotHeap(tb testing.TB, owners int, shared bool) float64 {
 	var base, after runtime.MemStats
+	var keep Data
+	if shared {
+		keep = memData(owners, true)
+	}
 	runtime.GC()
 	runtime.ReadMemStats(&base)
-	s, err := Build(largeData(owners))
+	var s *Snapshot
+	var err error
+	if shared {
+		s, err = BuildShared(keep)
+	} else {
+		s, err = Build(largeData(owners))
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(s)
+	runtime.KeepAlive(keep)
 	return float64(after.HeapAlloc) - float64(base.HeapAlloc)
 }

@@ -21,7 +21,7 @@
 //     non-terminal too, so existence is one map lookup and the closest
 //     encloser one lookup per label;
 //   - per node: its RRsets (SOA first, then by type number), its wildcard
-//     child, the zone cut above it and the RRset that qtype ANY answers;
+//     child and the zone cut above it;
 //   - per RRset: the complete additional section of a positive answer, in
 //     NSD's order; per zone cut: the referral glue; per zone: the negative
 //     SOA (TTL min(SOA TTL, MINIMUM)).
@@ -29,6 +29,14 @@
 // So exact, negative and referral answers are returned from precomputed
 // slices without allocation; wildcard, CNAME and synthesised PTR answers
 // allocate the records they create.
+//
+// Memory: a zone has about as many RRsets and names as records, so the
+// snapshot keeps per-name and per-set overhead small: nodes come from
+// slabs, all RRsets are one array (each node's adjacent) and all records
+// another (each set's adjacent), referred to by index. Build copies every
+// record; BuildShared, which the store uses, keeps the records that are
+// already in served form, so the store's record sets and the snapshot hold
+// each record once.
 //
 // Names are canonical everywhere: lower case, fully qualified (Canonical).
 // Build stores owner and target names canonical and gives every record its
@@ -66,6 +74,8 @@
 // AXFR lists every explicit record in canonical order between two SOAs; IXFR
 // serves the journal's contiguous suffix ending at the current serial in the
 // RFC 1995 format. ParseZoneFile reads RFC 1035 files with limits
-// (MaxZoneFileSize, MaxZoneRecords, no $INCLUDE); WriteZoneFile writes files
-// that ParseZoneFile and NSD read back to the same zone.
+// (MaxZoneFileSize, MaxZoneRecords, no $INCLUDE); its errors about a record
+// start with the record's line, and ParseZoneFileLines also returns the line
+// of every record for callers with rules of their own. WriteZoneFile writes
+// files that ParseZoneFile and NSD read back to the same zone.
 package zone

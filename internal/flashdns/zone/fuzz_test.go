@@ -2,6 +2,7 @@ package zone
 
 import (
 	"bytes"
+	"errors"
 	"net/netip"
 	"slices"
 	"strings"
@@ -86,8 +87,9 @@ func FuzzLookup(f *testing.F) {
 }
 
 // FuzzParseZoneFile feeds arbitrary zone files to the parser. Checked: no
-// panic, no hang, and anything accepted builds and survives a
-// WriteZoneFile/ParseZoneFile round trip unchanged.
+// panic, no hang, errors wrap ErrInvalid, every record's line is a line of
+// the file, and anything accepted builds (with Build and BuildShared alike)
+// and survives a WriteZoneFile/ParseZoneFile round trip unchanged.
 func FuzzParseZoneFile(f *testing.F) {
 	for _, o := range testOrigins {
 		var buf bytes.Buffer
@@ -106,13 +108,31 @@ func FuzzParseZoneFile(f *testing.F) {
 		if origin != "" && !dns.IsFqdn(origin) {
 			origin += "."
 		}
-		d, err := ParseZoneFile(strings.NewReader(text), origin, 0)
+		d, lines, err := ParseZoneFileLines(strings.NewReader(text), origin, 0)
 		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
 			return
+		}
+		last := strings.Count(text, "\n") + 1
+		for i, set := range d.Sets {
+			for j := range set.RRs {
+				if l := lines.Line(i, j); l < 1 || l > last {
+					t.Fatalf("%v on line %d of %d", set.RRs[j], l, last)
+				}
+			}
 		}
 		s, err := Build(d)
 		if err != nil {
 			t.Fatalf("parsed zone does not build: %v", err)
+		}
+		shared, err := BuildShared(d)
+		if err != nil {
+			t.Fatalf("parsed zone does not build shared: %v", err)
+		}
+		if a, b := rrStrings(s.AXFR(), true), rrStrings(shared.AXFR(), true); !slices.Equal(a, b) {
+			t.Fatalf("BuildShared differs:\n%s\nvs\n%s", strings.Join(a, "\n"), strings.Join(b, "\n"))
 		}
 		var buf bytes.Buffer
 		if err := WriteZoneFile(&buf, s, 0); err != nil {

@@ -223,8 +223,8 @@ func (s *Snapshot) nxdomain() stepOut {
 }
 
 func (s *Snapshot) referral(cut *node, chained bool) stepOut {
-	ns := cut.get(dns.TypeNS)
-	return stepOut{Result: Result{Rcode: dns.RcodeSuccess, Authoritative: chained, Ns: ns.rrs, Extra: ns.extra}}
+	ns := s.get(cut, dns.TypeNS)
+	return stepOut{Result: Result{Rcode: dns.RcodeSuccess, Authoritative: chained, Ns: s.rrs(ns), Extra: s.extras[ns.xi].extra}}
 }
 
 // answerNode answers from the sets of n. For a wildcard n, wildcard is set,
@@ -234,15 +234,15 @@ func (s *Snapshot) referral(cut *node, chained bool) stepOut {
 func (s *Snapshot) answerNode(n *node, owner string, wildcard bool, id string, qtype uint16, virt netip.Addr) stepOut {
 	materialise := func(rs *rrset) []dns.RR {
 		if wildcard {
-			return expand(rs.rrs, owner)
+			return expand(s.rrs(rs), owner)
 		}
-		return rs.rrs
+		return s.rrs(rs)
 	}
-	if virt.IsValid() && (n.get(dns.TypePTR) != nil || n.get(dns.TypeCNAME) != nil) {
+	if virt.IsValid() && (s.get(n, dns.TypePTR) != nil || s.get(n, dns.TypeCNAME) != nil) {
 		virt = netip.Addr{} // explicit data wins
 	}
 	if qtype == dns.TypeANY {
-		sel := n.anySel
+		sel := selectAny(s.setsOf(n))
 		if virt.IsValid() && (sel == nil || sel.typ != dns.TypeA) {
 			// The synthesised PTR is a preferred type; only an A set
 			// (ordered before PTR) is chosen over it.
@@ -251,16 +251,12 @@ func (s *Snapshot) answerNode(n *node, owner string, wildcard bool, id string, q
 		if sel == nil {
 			return s.nodata()
 		}
-		var extra []dns.RR
-		if sel.own != nil {
-			extra = sel.own.anyExtra
-		}
-		return stepOut{Result: Result{Authoritative: true, Answer: materialise(sel), Extra: extra}}
+		return stepOut{Result: Result{Authoritative: true, Answer: materialise(sel), Extra: s.extras[sel.xi].anyExtra}}
 	}
-	if rs := n.get(qtype); rs != nil {
-		r := Result{Authoritative: true, Answer: materialise(rs), Extra: rs.extra}
+	if rs := s.get(n, qtype); rs != nil {
+		r := Result{Authoritative: true, Answer: materialise(rs), Extra: s.extras[rs.xi].extra}
 		if s.apexNS != nil && !(n == s.apex && qtype == dns.TypeNS) && qtype != dns.TypeDS {
-			r.Ns, r.OptionalNs = s.apexNS.rrs, true
+			r.Ns, r.OptionalNs = s.rrs(s.apexNS), true
 		}
 		if wildcard && id != "" && hasRR(r.Extra, id, qtype) {
 			// A chased wildcard answer has the target's identity, so the
@@ -272,13 +268,13 @@ func (s *Snapshot) answerNode(n *node, owner string, wildcard bool, id string, q
 	if virt.IsValid() && qtype == dns.TypePTR {
 		return s.answerSynthPTR(owner, virt, qtype)
 	}
-	if rs := n.get(dns.TypeCNAME); rs != nil {
+	if rs := s.get(n, dns.TypeCNAME); rs != nil {
 		return stepOut{
 			Result: Result{Authoritative: true},
 			cname:  materialise(rs),
 			cset:   rs,
 			cid:    id,
-			target: rs.rrs[0].(*dns.CNAME).Target,
+			target: s.recs[rs.off].(*dns.CNAME).Target,
 		}
 	}
 	return s.nodata()
@@ -291,7 +287,7 @@ func (s *Snapshot) answerSynthPTR(owner string, a netip.Addr, qtype uint16) step
 	}
 	r := Result{Authoritative: true, Answer: []dns.RR{s.rev.ptr(owner, a)}}
 	if qtype == dns.TypePTR && s.apexNS != nil {
-		r.Ns, r.Extra, r.OptionalNs = s.apexNS.rrs, s.nsExtra, true
+		r.Ns, r.Extra, r.OptionalNs = s.rrs(s.apexNS), s.nsExtra, true
 	}
 	return stepOut{Result: r}
 }

@@ -16,19 +16,28 @@ import (
 // shared with the snapshot: callers must treat them as read-only. The slices
 // in a Result have len == cap, so appending to them copies instead of
 // writing into the snapshot.
+//
+// Memory layout: a zone of 100k records has about as many RRsets and
+// names, so per-name and per-set overhead dominates what a snapshot costs.
+// Nodes come from slabs; the sets of all nodes are one array (each node's
+// adjacent), the records of all sets another (each set's adjacent), and
+// sets refer to them and to their additional data by index instead of by
+// slice headers and pointers.
 type Snapshot struct {
 	origin string
 	soa    *dns.SOA
 	nodes  map[string]*node
 	apex   *node
 
+	sets   []rrset    // node n's sets: sets[n.first : n.first+n.nsets]
+	recs   []dns.RR   // set rs's records: recs[rs.off : rs.off+rs.n]
+	extras []setExtra // additional data of the sets (rrset.xi)
+
 	// apexNS is the apex NS set, nil when the zone has none. Positive
-	// answers carry it in the authority section (as NSD does); nsA/nsAAAA
-	// are the in-zone addresses of its targets and nsExtra their flattened
-	// form, the additional section of most positive answers.
+	// answers carry it in the authority section (as NSD does); nsExtra is
+	// the in-zone addresses of its targets, the additional section of most
+	// positive answers.
 	apexNS  *rrset
-	nsA     []addl
-	nsAAAA  []addl
 	nsExtra []dns.RR
 
 	// negSOA is the authority section of negative answers: the SOA with
@@ -46,42 +55,54 @@ type Snapshot struct {
 // node is one existing name of the zone: an owner with data or an empty
 // non-terminal (an ancestor of an owner, with no sets).
 type node struct {
-	name   string
-	parent *node // nil at the apex
-	// sets are ordered SOA first (apex), then by type number. The order is
-	// fixed so that ANY answers do not depend on how the store lists sets;
-	// WriteZoneFile writes the same order, so NSD loading that file answers
-	// ANY identically (NSD keeps zone-file order).
-	sets []*rrset
-	wild *node // the "*.<name>" child, if any
+	name string
 	// cut is the highest zone cut (NS set below the apex) at or above this
 	// node, nil if none. NSD refers from the highest cut, and validation
 	// keeps everything below a cut to glue anyway.
-	cut    *node
-	anySel *rrset // the set answered for qtype ANY, nil: NODATA
-	flags  uint8
-	one    [1]*rrset // backing of sets for the common single-set node
+	cut  *node
+	wild *node // the "*.<name>" child, if any
+	// first and nsets locate the node's sets in Snapshot.sets. They are
+	// ordered SOA first (apex), then by type number. The order is fixed so
+	// that ANY answers do not depend on how the store lists sets;
+	// WriteZoneFile writes the same order, so NSD loading that file answers
+	// ANY identically (NSD keeps zone-file order).
+	first uint32
+	nsets uint16
+	flags uint8
 }
 
 const (
 	flagCutDone uint8 = 1 << iota
 )
 
-// rrset is one owner/type set with its precomputed answer parts.
+// rrset is one owner/type set: its records are Snapshot.recs[off:off+n],
+// its precomputed additional data Snapshot.extras[xi].
 type rrset struct {
-	typ uint16
-	rrs []dns.RR // len == cap: shared with Results
-	// extra is the additional section when this set is the answer (its own
+	off, n uint32
+	xi     uint32
+	typ    uint16
+}
+
+// Fixed indexes of Snapshot.extras.
+const (
+	xiNone   = 0 // no additional data
+	xiApexNS = 1 // the addresses of the apex NS targets (most sets)
+)
+
+// setExtra is the additional data of a set.
+type setExtra struct {
+	// extra is the additional section when the set is the answer (its own
 	// additional plus that of the apex NS in authority, de-duplicated in
 	// NSD's order). For a zone cut's NS set it is the referral glue.
 	extra []dns.RR
-	own   *ownAddl  // NS, MX and SRV: addresses of the targets
-	one   [1]dns.RR // backing of rrs for the common single-record set
+	// anyExtra is the additional section when the set is answered for
+	// qtype ANY: for NS, MX and SRV the addresses of their targets.
+	anyExtra []dns.RR
 }
 
-// slab hands out elements of large arrays: Build creates one node and one
-// rrset per name, and a few big allocations instead of 100k small ones make
-// Build faster and the snapshot more compact in memory.
+// slab hands out elements of large arrays: Build creates one node per name,
+// and a few big allocations instead of 100k small ones make Build faster
+// and the snapshot more compact in memory.
 type slab[T any] struct{ buf []T }
 
 func (s *slab[T]) alloc() *T {
@@ -97,7 +118,13 @@ func (s *slab[T]) alloc() *T {
 type builder struct {
 	*Snapshot
 	nodes slab[node]
-	sets  slab[rrset]
+	// share: keep the input records that are already in served form
+	// instead of copying them (BuildShared).
+	share bool
+	// own holds the in-zone addresses of the targets of NS, MX and SRV
+	// sets; nsA and nsAAAA are the apex NS set's.
+	own         map[*rrset]*ownAddl
+	nsA, nsAAAA []addl
 }
 
 // ownAddl holds the in-zone A/AAAA of an NS, MX or SRV set's targets.
@@ -114,28 +141,51 @@ type addl struct {
 	rrs []dns.RR
 }
 
-func (n *node) get(t uint16) *rrset {
-	for _, s := range n.sets {
-		if s.typ == t {
-			return s
+// setsOf returns the sets of n.
+func (s *Snapshot) setsOf(n *node) []rrset {
+	return s.sets[n.first : n.first+uint32(n.nsets) : n.first+uint32(n.nsets)]
+}
+
+// get returns the set of type t at n, nil if none.
+func (s *Snapshot) get(n *node, t uint16) *rrset {
+	sets := s.setsOf(n)
+	for i := range sets {
+		if sets[i].typ == t {
+			return &sets[i]
 		}
 	}
 	return nil
+}
+
+// rrs returns the records of rs (len == cap).
+func (s *Snapshot) rrs(rs *rrset) []dns.RR {
+	return s.recs[rs.off : rs.off+rs.n : rs.off+rs.n]
 }
 
 // Build validates d (ValidateZone) and builds the immutable lookup
 // structure. It copies every record, so later changes to d do not reach the
 // snapshot. Owner and target names are stored canonical (lower case); each
 // RRset's records get the set's TTL.
-func Build(d Data) (*Snapshot, error) {
+func Build(d Data) (*Snapshot, error) { return build(d, false) }
+
+// BuildShared is Build without the copies where they are not needed: a
+// record of d that already is in the form the snapshot serves (owner the
+// set's canonical name, class IN, the set's TTL, canonical target names,
+// a 4-byte A address) is kept as it is, and so are the journal's records.
+// The caller must never modify those records afterwards. The store, whose
+// record sets are immutable, builds with it so that it and its snapshots
+// hold each record once.
+func BuildShared(d Data) (*Snapshot, error) { return build(d, true) }
+
+func build(d Data, share bool) (*Snapshot, error) {
 	if err := ValidateZone(d); err != nil {
 		return nil, err
 	}
 	origin := Canonical(d.Origin)
 	b := &builder{Snapshot: &Snapshot{
 		origin: origin,
-		nodes:  make(map[string]*node, len(d.Sets)+1),
-	}}
+		nodes:  make(map[string]*node, ownerCount(d.Sets)+1),
+	}, share: share}
 	s := b.Snapshot
 	s.apex = b.nodes.alloc()
 	s.apex.name = origin
@@ -146,33 +196,43 @@ func Build(d Data) (*Snapshot, error) {
 	soa.Ns = Canonical(soa.Ns)
 	soa.Mbox = Canonical(soa.Mbox)
 	s.soa = soa
-	soaSet := b.sets.alloc()
-	soaSet.typ, soaSet.one[0] = dns.TypeSOA, soa
-	soaSet.rrs = soaSet.one[:]
-	s.apex.addSet(soaSet)
-	s.records = 1
 	neg := *soa
 	neg.Hdr.Ttl = min(soa.Hdr.Ttl, soa.Minttl)
 	s.negSOA = []dns.RR{&neg}
 
-	for _, set := range d.Sets {
+	// First the nodes and how many sets each has, so that each node's
+	// sets can be adjacent in s.sets; then the sets and records.
+	owners := make([]*node, len(d.Sets))
+	records := 1
+	s.apex.nsets = 1 // the SOA
+	for i, set := range d.Sets {
 		n := b.ensure(Canonical(set.Name))
-		rs := b.sets.alloc()
-		rs.typ = set.Type
-		if len(set.RRs) == 1 {
-			rs.rrs = rs.one[:]
-		} else {
-			rs.rrs = make([]dns.RR, len(set.RRs))
-		}
-		for i, rr := range set.RRs {
-			rs.rrs[i] = cloneRR(rr, n.name, set.TTL)
-		}
-		n.addSet(rs)
-		s.records += len(rs.rrs)
+		n.nsets++
+		owners[i] = n
+		records += len(set.RRs)
 	}
+	s.sets = make([]rrset, len(d.Sets)+1)
+	next := uint32(0)
+	for _, n := range s.nodes {
+		n.first, next = next, next+uint32(n.nsets)
+		n.nsets = 0 // counts the sets placed below
+	}
+	s.recs = make([]dns.RR, 0, records)
+	s.recs = append(s.recs, soa)
+	b.place(s.apex, rrset{off: 0, n: 1, typ: dns.TypeSOA})
+	for i, set := range d.Sets {
+		n := owners[i]
+		off := len(s.recs)
+		for _, rr := range set.RRs {
+			s.recs = append(s.recs, b.record(rr, n.name, set.TTL))
+		}
+		b.place(n, rrset{off: uint32(off), n: uint32(len(set.RRs)), typ: set.Type})
+	}
+	s.records = len(s.recs)
+	owners = nil
 
 	for _, n := range s.nodes {
-		slices.SortFunc(n.sets, func(a, b *rrset) int {
+		slices.SortFunc(s.setsOf(n), func(a, b rrset) int {
 			// SOA first, then by type number.
 			if a.typ == dns.TypeSOA {
 				return -1
@@ -183,34 +243,56 @@ func Build(d Data) (*Snapshot, error) {
 			return int(a.typ) - int(b.typ)
 		})
 		if isWildcard(n.name) {
-			n.parent.wild = n
+			s.nodes[parentName(n.name)].wild = n
 		}
-		s.cutOf(n)
-		n.anySel = selectAny(n.sets)
+		b.cutOf(n)
 	}
-	s.apexNS = s.apex.get(dns.TypeNS)
+	s.apexNS = s.get(s.apex, dns.TypeNS)
 	if d.Reverse != nil {
 		s.rev = newReverseSynth(origin, d.Reverse, soa.Hdr.Ttl)
 	}
 
 	// Additional data needs the whole tree (targets, cuts, wildcards).
-	for _, n := range s.nodes {
-		for _, rs := range n.sets {
-			s.buildOwn(rs)
-		}
+	b.own = map[*rrset]*ownAddl{}
+	for i := range s.sets {
+		b.buildOwn(&s.sets[i])
 	}
 	if s.apexNS != nil {
-		s.nsA, s.nsAAAA = s.apexNS.own.a, s.apexNS.own.aaaa
-		s.nsExtra = compose("", 0, [][]addl{s.nsA}, [][]addl{s.nsAAAA})
+		own := b.own[s.apexNS]
+		b.nsA, b.nsAAAA = own.a, own.aaaa
+		s.nsExtra = compose("", 0, [][]addl{b.nsA}, [][]addl{b.nsAAAA})
 	}
+	s.extras = []setExtra{xiNone: {}, xiApexNS: {extra: s.nsExtra}}
 	for _, n := range s.nodes {
-		for _, rs := range n.sets {
-			s.buildExtra(n, rs)
+		sets := s.setsOf(n)
+		for i := range sets {
+			b.buildExtra(n, &sets[i])
 		}
 	}
+	s.extras = slices.Clip(s.extras)
 
-	s.journal = usableJournal(d.Journal, soa.Serial)
+	s.journal = usableJournal(d.Journal, soa.Serial, share)
 	return s, nil
+}
+
+// ownerCount counts the owner names of sets, assuming the sets of a name
+// are adjacent (as the store lists them); otherwise it overestimates. It
+// sizes the node map: sized by the number of sets, the map of a typical
+// zone (two sets per name) would be twice as large as needed.
+func ownerCount(sets []RRSet) int {
+	n := 0
+	for i := range sets {
+		if i == 0 || sets[i].Name != sets[i-1].Name {
+			n++
+		}
+	}
+	return n
+}
+
+// place puts rs among the sets of n (counted beforehand).
+func (b *builder) place(n *node, rs rrset) {
+	b.sets[n.first+uint32(n.nsets)] = rs
+	n.nsets++
 }
 
 // ensure returns the node for the canonical name, creating it and any missing
@@ -222,27 +304,26 @@ func (b *builder) ensure(name string) *node {
 	n := b.nodes.alloc()
 	n.name = name
 	b.Snapshot.nodes[name] = n
-	n.parent = b.ensure(parentName(name))
+	b.ensure(parentName(name))
 	return n
 }
 
-func (n *node) addSet(rs *rrset) {
-	if n.sets == nil {
-		n.one[0] = rs
-		n.sets = n.one[:1:1]
-		return
+// record returns rr as the snapshot serves it.
+func (b *builder) record(rr dns.RR, owner string, ttl uint32) dns.RR {
+	if b.share && served(rr, owner, ttl) {
+		return rr
 	}
-	n.sets = append(n.sets, rs)
+	return cloneRR(rr, owner, ttl)
 }
 
 // cutOf computes n.cut (memoised through flagCutDone).
-func (s *Snapshot) cutOf(n *node) *node {
-	if n == s.apex || n.flags&flagCutDone != 0 {
+func (b *builder) cutOf(n *node) *node {
+	if n == b.apex || n.flags&flagCutDone != 0 {
 		return n.cut
 	}
-	if c := s.cutOf(n.parent); c != nil {
+	if c := b.cutOf(b.Snapshot.nodes[parentName(n.name)]); c != nil {
 		n.cut = c
-	} else if n.get(dns.TypeNS) != nil {
+	} else if b.get(n, dns.TypeNS) != nil {
 		n.cut = n
 	}
 	n.flags |= flagCutDone
@@ -251,14 +332,14 @@ func (s *Snapshot) cutOf(n *node) *node {
 
 // selectAny picks the single RRset answered for qtype ANY (RFC 8482 §4.1),
 // with NSD's preference: the first of A, AAAA, SOA, MX, PTR in set order;
-// otherwise the last other set.
-func selectAny(sets []*rrset) *rrset {
+// otherwise the last other set. It returns nil for a node without sets.
+func selectAny(sets []rrset) *rrset {
 	var normal *rrset
-	for _, rs := range sets {
-		if anyPreferred(rs.typ) {
-			return rs
+	for i := range sets {
+		if anyPreferred(sets[i].typ) {
+			return &sets[i]
 		}
-		normal = rs
+		normal = &sets[i]
 	}
 	return normal
 }
@@ -269,6 +350,30 @@ func anyPreferred(t uint16) bool {
 		return true
 	}
 	return false
+}
+
+// served reports whether rr already is exactly what cloneRR would make of
+// it: BuildShared then keeps it instead of a copy.
+func served(rr dns.RR, owner string, ttl uint32) bool {
+	h := rr.Header()
+	if h.Name != owner || h.Class != dns.ClassINET || h.Ttl != ttl {
+		return false
+	}
+	switch v := rr.(type) {
+	case *dns.A:
+		return len(v.A) == net.IPv4len
+	case *dns.CNAME:
+		return Canonical(v.Target) == v.Target
+	case *dns.MX:
+		return Canonical(v.Mx) == v.Mx
+	case *dns.NS:
+		return Canonical(v.Ns) == v.Ns
+	case *dns.PTR:
+		return Canonical(v.Ptr) == v.Ptr
+	case *dns.SRV:
+		return Canonical(v.Target) == v.Target
+	}
+	return true
 }
 
 // cloneRR deep-copies rr with a normalised header and canonical target
@@ -305,7 +410,7 @@ func cloneRR(rr dns.RR, owner string, ttl uint32) dns.RR {
 }
 
 // buildOwn computes the target addresses of NS, MX and SRV sets.
-func (s *Snapshot) buildOwn(rs *rrset) {
+func (b *builder) buildOwn(rs *rrset) {
 	// NS may use glue (addresses at or below a cut); MX and SRV may not,
 	// exactly as NSD's add_rrset/add_additional_rrsets.
 	allowGlue := false
@@ -317,8 +422,8 @@ func (s *Snapshot) buildOwn(rs *rrset) {
 		return
 	}
 	own := &ownAddl{}
-	for _, rr := range rs.rrs {
-		a, aaaa := s.targetAddrs(rdataTarget(rr), allowGlue)
+	for _, rr := range b.rrs(rs) {
+		a, aaaa := b.targetAddrs(rdataTarget(rr), allowGlue)
 		if a != nil {
 			own.a = append(own.a, *a)
 		}
@@ -327,7 +432,7 @@ func (s *Snapshot) buildOwn(rs *rrset) {
 		}
 	}
 	own.anyExtra = compose("", 0, [][]addl{own.a}, [][]addl{own.aaaa})
-	rs.own = own
+	b.own[rs] = own
 }
 
 // targetAddrs returns the A and AAAA sets of target inside this zone, with
@@ -341,11 +446,11 @@ func (s *Snapshot) targetAddrs(target string, allowGlue bool) (a, aaaa *addl) {
 		return nil, nil
 	}
 	if exact {
-		if rs := n.get(dns.TypeA); rs != nil {
-			a = &addl{key: n.name, typ: dns.TypeA, rrs: rs.rrs}
+		if rs := s.get(n, dns.TypeA); rs != nil {
+			a = &addl{key: n.name, typ: dns.TypeA, rrs: s.rrs(rs)}
 		}
-		if rs := n.get(dns.TypeAAAA); rs != nil {
-			aaaa = &addl{key: n.name, typ: dns.TypeAAAA, rrs: rs.rrs}
+		if rs := s.get(n, dns.TypeAAAA); rs != nil {
+			aaaa = &addl{key: n.name, typ: dns.TypeAAAA, rrs: s.rrs(rs)}
 		}
 		return a, aaaa
 	}
@@ -357,39 +462,58 @@ func (s *Snapshot) targetAddrs(target string, allowGlue bool) (a, aaaa *addl) {
 	if n.wild == nil {
 		return nil, nil
 	}
-	if rs := n.wild.get(dns.TypeA); rs != nil {
-		a = &addl{key: target, typ: dns.TypeA, rrs: expand(rs.rrs, target)}
+	if rs := s.get(n.wild, dns.TypeA); rs != nil {
+		a = &addl{key: target, typ: dns.TypeA, rrs: expand(s.rrs(rs), target)}
 	}
-	if rs := n.wild.get(dns.TypeAAAA); rs != nil {
-		aaaa = &addl{key: target, typ: dns.TypeAAAA, rrs: expand(rs.rrs, target)}
+	if rs := s.get(n.wild, dns.TypeAAAA); rs != nil {
+		aaaa = &addl{key: target, typ: dns.TypeAAAA, rrs: expand(s.rrs(rs), target)}
 	}
 	return a, aaaa
 }
 
 // buildExtra precomputes the additional section of a positive answer with
-// rs (or, for a cut's NS set, of the referral).
-func (s *Snapshot) buildExtra(n *node, rs *rrset) {
+// rs (or, for a cut's NS set, of the referral), and with it for qtype ANY.
+func (b *builder) buildExtra(n *node, rs *rrset) {
+	own := b.own[rs]
 	if n.cut != nil {
-		if n.cut == n && rs.typ == dns.TypeNS {
-			rs.extra = rs.own.anyExtra // referral glue: own addresses only
+		// Glue and occluded data is never an answer.
+		switch {
+		case n.cut == n && rs.typ == dns.TypeNS:
+			// Referral glue: own addresses only.
+			rs.xi = b.addExtra(setExtra{extra: own.anyExtra, anyExtra: own.anyExtra})
+		case own != nil:
+			rs.xi = b.addExtra(setExtra{anyExtra: own.anyExtra})
 		}
-		return // glue and occluded data is never an answer
+		return
 	}
 	var ownA, ownAAAA []addl
-	if rs.own != nil {
-		ownA, ownAAAA = rs.own.a, rs.own.aaaa
+	if own != nil {
+		ownA, ownAAAA = own.a, own.aaaa
 	}
-	withNS := s.apexNS != nil && !(n == s.apex && rs.typ == dns.TypeNS)
-	if rs.own == nil && withNS && !hasAddl(s.nsA, n.name, rs.typ) && !hasAddl(s.nsAAAA, n.name, rs.typ) {
-		rs.extra = s.nsExtra // the common case shares one slice
+	withNS := b.apexNS != nil && !(n == b.apex && rs.typ == dns.TypeNS)
+	if own == nil && withNS && !hasAddl(b.nsA, n.name, rs.typ) && !hasAddl(b.nsAAAA, n.name, rs.typ) {
+		rs.xi = xiApexNS // the common case shares one slice
 		return
 	}
 	aLists, aaaaLists := [][]addl{ownA}, [][]addl{ownAAAA}
 	if withNS {
-		aLists = append(aLists, s.nsA)
-		aaaaLists = append(aaaaLists, s.nsAAAA)
+		aLists = append(aLists, b.nsA)
+		aaaaLists = append(aaaaLists, b.nsAAAA)
 	}
-	rs.extra = compose(n.name, rs.typ, aLists, aaaaLists)
+	x := setExtra{extra: compose(n.name, rs.typ, aLists, aaaaLists)}
+	if own != nil {
+		x.anyExtra = own.anyExtra
+	}
+	rs.xi = b.addExtra(x)
+}
+
+// addExtra stores x and returns its index; an empty x needs none.
+func (b *builder) addExtra(x setExtra) uint32 {
+	if len(x.extra) == 0 && len(x.anyExtra) == 0 {
+		return xiNone
+	}
+	b.extras = append(b.extras, x)
+	return uint32(len(b.extras) - 1)
 }
 
 func hasAddl(l []addl, key string, t uint16) bool {
@@ -471,8 +595,8 @@ func withOwner(rr dns.RR, owner string) dns.RR {
 }
 
 // usableJournal keeps the contiguous run of diffs that ends at serial (the
-// only part IXFR can serve) and copies it.
-func usableJournal(j []Diff, serial uint32) []Diff {
+// only part IXFR can serve). It copies the records unless share is set.
+func usableJournal(j []Diff, serial uint32, share bool) []Diff {
 	i := len(j) - 1
 	if i < 0 || j[i].ToSerial != serial {
 		return nil
@@ -483,11 +607,15 @@ func usableJournal(j []Diff, serial uint32) []Diff {
 	out := make([]Diff, 0, len(j)-i)
 	for _, d := range j[i:] {
 		c := Diff{FromSerial: d.FromSerial, ToSerial: d.ToSerial}
-		for _, rr := range d.Deleted {
-			c.Deleted = append(c.Deleted, dns.Copy(rr))
-		}
-		for _, rr := range d.Added {
-			c.Added = append(c.Added, dns.Copy(rr))
+		if share {
+			c.Deleted, c.Added = d.Deleted, d.Added
+		} else {
+			for _, rr := range d.Deleted {
+				c.Deleted = append(c.Deleted, dns.Copy(rr))
+			}
+			for _, rr := range d.Added {
+				c.Added = append(c.Added, dns.Copy(rr))
+			}
 		}
 		out = append(out, c)
 	}

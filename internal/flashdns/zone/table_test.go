@@ -1,8 +1,13 @@
 package zone
 
 import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -186,6 +191,64 @@ func TestBuildCopies(t *testing.T) {
 	// Targets are stored canonical.
 	if mx := s.Lookup("mx.example.com.", dns.TypeMX).Answer[0].(*dns.MX); mx.Mx != "mail.example.com." {
 		t.Fatalf("target not canonical: %v", mx)
+	}
+}
+
+// TestBuildShared: BuildShared answers every query exactly as Build does,
+// and keeps the records that are in served form instead of copying them.
+func TestBuildShared(t *testing.T) {
+	toServed := func(d Data) {
+		// In served form, as the store keeps its records.
+		for _, set := range d.Sets {
+			for _, rr := range set.RRs {
+				if a, ok := rr.(*dns.A); ok {
+					a.A = a.A.To4()
+				}
+			}
+		}
+	}
+	var copied, shared []*Snapshot
+	for _, o := range testOrigins {
+		f, err := os.ReadFile(filepath.Join("testdata", strings.TrimSuffix(o, ".")+".zone"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := ParseZoneFile(bytes.NewReader(f), o, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Build(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		toServed(d)
+		s, err := BuildShared(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copied, shared = append(copied, c), append(shared, s)
+		// Records in served form are the Data's own; others are copies.
+		for _, set := range d.Sets {
+			for _, rr := range set.RRs {
+				in := slices.ContainsFunc(s.recs, func(x dns.RR) bool { return x == rr })
+				if want := served(rr, Canonical(set.Name), set.TTL); in != want {
+					t.Errorf("%v: shared %v, in served form %v", rr, in, want)
+				}
+			}
+		}
+	}
+	ct, st := NewTable(copied...), NewTable(shared...)
+	for _, q := range corpus(ct) {
+		a, _ := ct.Lookup(q.name, q.qtype)
+		b, _ := st.Lookup(q.name, q.qtype)
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Errorf("%s %s: Build %v, BuildShared %v", q.name, dns.TypeToString[q.qtype], a, b)
+		}
+	}
+	for i := range copied {
+		if fmt.Sprint(copied[i].AXFR()) != fmt.Sprint(shared[i].AXFR()) {
+			t.Errorf("%s: AXFR differs", copied[i].Origin())
+		}
 	}
 }
 

@@ -15,11 +15,12 @@ func (s *Snapshot) AXFR() []dns.RR {
 	out := make([]dns.RR, 0, s.records+1)
 	out = append(out, s.soa)
 	for _, n := range s.ordered() {
-		for _, rs := range n.sets {
-			if rs.typ == dns.TypeSOA {
+		sets := s.setsOf(n)
+		for i := range sets {
+			if sets[i].typ == dns.TypeSOA {
 				continue
 			}
-			out = append(out, rs.rrs...)
+			out = append(out, s.rrs(&sets[i])...)
 		}
 	}
 	return append(out, s.soa)
@@ -75,7 +76,7 @@ func (s *Snapshot) ordered() []*node {
 		}
 		ks := make([]keyed, 0, len(s.nodes))
 		for _, n := range s.nodes {
-			if len(n.sets) == 0 {
+			if n.nsets == 0 {
 				continue // empty non-terminals have no records
 			}
 			ks = append(ks, keyed{orderKey(n.name), n})

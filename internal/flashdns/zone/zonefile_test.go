@@ -90,6 +90,83 @@ func TestParseZoneFileErrors(t *testing.T) {
 	}
 }
 
+// TestParseZoneFileErrorLines: an error about one record names its line.
+func TestParseZoneFileErrorLines(t *testing.T) {
+	const head = "$ORIGIN example.com.\n$TTL 60\n; a comment\n\n@ IN SOA ns1 h (\n 1 2 3\n 4 5 )\n@ NS ns1\nns1 A 192.0.2.1\n" // 9 lines
+	cases := map[string]struct {
+		text string
+		want string
+	}{
+		"syntax":             {head + "www A 192.0.2.1\nwww A not-an-ip\n", "line 11: bad A A"},
+		"class":              {head + "\n; x\nwww CH A 192.0.2.1\n", "line 12: www.example.com. A: class CH"},
+		"type":               {head + "www HINFO a b\n", "line 10: www.example.com.: record type HINFO"},
+		"two SOA":            {head + "@ SOA ns1 h 2 2 3 4 5\n", "line 10: zone file has more than one SOA"},
+		"CNAME and A":        {head + "www A 192.0.2.1\nmail A 192.0.2.2\nwww CNAME mail\n", "line 12: www.example.com.: a CNAME cannot coexist"},
+		"two CNAMEs":         {head + "www CNAME a\nx A 192.0.2.3\nwww CNAME b\n", "line 12: www.example.com. CNAME: a CNAME set must hold exactly one record"},
+		"bad MX target":      {head + "@ MX 10 mail\n@ MX 20 bad_host\n", "line 11: "},
+		"below a delegation": {head + "sub NS ns.sub\nns.sub A 192.0.2.4\nwww.sub TXT x\n", "line 12: "},
+		"owner inherited":    {head + "www A 192.0.2.1\n  MX 10 bad_host\n", "line 11: www.example.com. MX"},
+		"generate":           {head + "$GENERATE 1-3 h$ MX 10 bad_$\n", "line 10: "},
+		"SOA":                {"$TTL 60\n\nwww.example.com. IN SOA ns1 h 1 2 3 4 5\n", "line 3: the SOA owner"},
+		"wrapped SOA":        {"$TTL 60\n@ IN SOA ns1 h ( 1 2 3\n 4 x )\n", "line 3: bad SOA zone parameter"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParseZoneFile(strings.NewReader(c.text), "example.com.", 0)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want ErrInvalid with %q", err, c.want)
+			}
+			t.Log(err)
+		})
+	}
+}
+
+// TestParseZoneFileLines: every record's line, across multi-line records,
+// comments, directives, inherited owners and $GENERATE.
+func TestParseZoneFileLines(t *testing.T) {
+	text := "$ORIGIN example.com.\n" + // 1
+		"$TTL 60\n" + // 2
+		"; comment\n" + // 3
+		"\n" + // 4
+		"@ IN SOA ns1 h (\n" + // 5
+		" 1 2 3\n" + // 6
+		" 4 5 )\n" + // 7
+		"@ NS ns1\n" + // 8
+		"ns1 A 192.0.2.1 ; trailing comment\n" + // 9
+		"    A 192.0.2.2\n" + // 10
+		"   \t\n" + // 11
+		"$TTL 300\n" + // 12
+		"$GENERATE 1-2 h$ A 192.0.2.$\n" + // 13
+		"www TXT ( \"a\"\n" + // 14
+		"  \"b\" )\n" + // 15
+		"ns1 A 192.0.2.3" // 16, no final newline
+	d, lines, err := ParseZoneFileLines(strings.NewReader(text), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines.SOA != 5 {
+		t.Errorf("SOA on line %d, want 5", lines.SOA)
+	}
+	want := map[string][]int{"example.com. NS": {8}, "ns1.example.com. A": {9, 10, 16}, "h1.example.com. A": {13}, "h2.example.com. A": {13}, "www.example.com. TXT": {14}}
+	for i, set := range d.Sets {
+		k := set.Name + " " + dns.TypeToString[set.Type]
+		var got []int
+		for j := range set.RRs {
+			got = append(got, lines.Line(i, j))
+		}
+		if !slices.Equal(got, want[k]) {
+			t.Errorf("%s on lines %v, want %v", k, got, want[k])
+		}
+		delete(want, k)
+	}
+	if len(want) != 0 {
+		t.Errorf("sets missing: %v", want)
+	}
+	if lines.Line(len(d.Sets), 0) != 0 || lines.Line(0, 5) != 0 {
+		t.Error("Line out of range is not 0")
+	}
+}
+
 // manyRecords returns $GENERATE lines for n records (miekg/dns caps one
 // range at 65535).
 func manyRecords(n int) string {
