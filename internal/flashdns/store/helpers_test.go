@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	flashdnsv1 "github.com/photoncloud/photoncloud/api/flashdns/v1"
-	"github.com/photoncloud/photoncloud/internal/chainfire"
+	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 )
 
 func TestMain(m *testing.M) {
@@ -29,47 +28,11 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func freePeerURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return "http://" + addr
-}
-
 // startChainfire starts an in-process single-member Chainfire and returns
 // its client address; both stop at the end of the test.
 func startChainfire(t *testing.T) string {
 	t.Helper()
-	cfg := chainfire.Config{
-		Name:             "cf",
-		DataDir:          t.TempDir(),
-		ListenClientURLs: []string{"http://127.0.0.1:0"},
-		ListenPeerURLs:   []string{freePeerURL(t)},
-		ListenHTTPURLs:   []string{},
-		Logger:           testLogger(),
-	}
-	cfg.EnsureDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := chainfire.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("chainfire close: %v", err)
-		}
-	})
-	return srv.ClientAddr()
+	return chainfiretest.Start(t, nil).ClientAddr()
 }
 
 func newClient(t *testing.T, addr string) *clientv3.Client {

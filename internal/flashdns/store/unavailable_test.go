@@ -8,7 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	flashdnsv1 "github.com/photoncloud/photoncloud/api/flashdns/v1"
-	"github.com/photoncloud/photoncloud/internal/chainfire"
+	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 )
 
 // TestWriteWithoutChainfireIsUnavailable stops Chainfire under an open
@@ -16,22 +16,14 @@ import (
 // after the store's request timeout rather than wait for ever, and reads
 // keep being answered from memory.
 func TestWriteWithoutChainfireIsUnavailable(t *testing.T) {
-	cfg := chainfire.Config{Name: "cf", DataDir: t.TempDir(), ListenClientURLs: []string{"http://127.0.0.1:0"},
-		ListenPeerURLs: []string{freePeerURL(t)}, ListenHTTPURLs: []string{}, Logger: testLogger()}
-	cfg.EnsureDefaults()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cf, err := chainfire.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cf := chainfiretest.Start(t, nil)
 	s := openStore(t, cf.ClientAddr(), func(o *Options) { o.RequestTimeout = 500 * time.Millisecond })
 	z := createZone(t, s, "orgs/acme/projects/web", "example.com")
 	if err := cf.Close(); err != nil {
 		t.Fatal(err)
 	}
 
-	_, err = s.ChangeRecordSets(context.Background(), z.GetName(), []*flashdnsv1.Change{upsert(rs("www", "A", 300, "192.0.2.1"))}, "")
+	_, err := s.ChangeRecordSets(context.Background(), z.GetName(), []*flashdnsv1.Change{upsert(rs("www", "A", 300, "192.0.2.1"))}, "")
 	wantErr(t, err, ErrUnavailable)
 	if c := GRPCCode(err); c != codes.Unavailable {
 		t.Fatalf("code %v, want Unavailable", c)
