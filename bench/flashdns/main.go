@@ -39,10 +39,11 @@
 //     round, so no server always goes first): dnsperf for -warmup
 //     (unmeasured), then the throughput window: dnsperf -c -clients -q
 //     -outstanding -T -threads [-e] for -duration, as fast as the server
-//     answers (closed loop: -outstanding queries in flight); then the
-//     latency window: dnsperf -Q -latency-rate -v for -latency-duration,
-//     every answer's latency recorded, for p50/p99/p99.9 at a moderate
-//     load (dnsperf's own statistics give only average, min and max).
+//     answers (closed loop: -outstanding queries in flight; -duration 0
+//     skips it); then the latency window: dnsperf -Q -latency-rate -v for
+//     -latency-duration, every answer's latency recorded, for
+//     p50/p99/p99.9 at a moderate load (dnsperf's own statistics give only
+//     average, min and max).
 //  5. Memory (-mem-records, 0 skips): NSD and Knot are started alone with
 //     a three-record zone, then with a zone of -mem-records records (the
 //     generated shape, every 10th host with two addresses: 100k records
@@ -81,6 +82,8 @@
 //	BENCH_ROUNDS=3 make bench-flashdns                               # a real measurement
 //	BENCH_FLAGS="-servers nsd,flashdns -clients 16 -outstanding 200" make bench-flashdns
 //	go run ./bench/flashdns -bin-dir bin -servers nsd,flashdns        # measure bin/ as it is
+//	go run ./bench/flashdns -bin-dir bin -memory-only                 # step 5 alone
+//	go run ./bench/flashdns -bin-dir bin -duration 0 -mem-records 0   # the paced latency window alone
 package main
 
 import (
@@ -125,6 +128,7 @@ type config struct {
 	latencyRate     int
 	latencyDuration time.Duration
 	memRecords      int
+	memoryOnly      bool
 	nsdServers      int
 	knotWorkers     int
 	dnsperf         string
@@ -166,7 +170,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.ruleDir, "rule-zones", "test/dnsdiff", "directory of the dnsdiff package (its testdata/ holds the rule zones)")
 	fs.IntVar(&c.names, "names", 10_000, "host names in the generated zone")
 	fs.IntVar(&c.queries, "queries", 100_000, "lines of the dnsperf query file")
-	fs.DurationVar(&c.duration, "duration", envDuration("BENCH_DURATION", 10*time.Second), "measured throughput window per server and round (env BENCH_DURATION)")
+	fs.DurationVar(&c.duration, "duration", envDuration("BENCH_DURATION", 10*time.Second), "measured throughput window per server and round; 0 skips it, leaving the latency window alone (env BENCH_DURATION)")
 	fs.DurationVar(&c.warmup, "warmup", envDuration("BENCH_WARMUP", 2*time.Second), "unmeasured load before each server's windows (env BENCH_WARMUP)")
 	fs.IntVar(&c.rounds, "rounds", envInt("BENCH_ROUNDS", 1), "rounds, interleaved; a server's windows are pooled over them (env BENCH_ROUNDS)")
 	fs.IntVar(&c.clients, "clients", 8, "dnsperf -c: client sockets")
@@ -176,6 +180,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.latencyRate, "latency-rate", 20_000, "latency window: dnsperf -Q queries/s (0 skips the window)")
 	fs.DurationVar(&c.latencyDuration, "latency-duration", 5*time.Second, "latency window length")
 	fs.IntVar(&c.memRecords, "mem-records", 100_000, "records of the memory measurement's zone (0 skips it)")
+	fs.BoolVar(&c.memoryOnly, "memory-only", false, "measure memory only (skip the query windows)")
 	fs.IntVar(&c.nsdServers, "nsd-servers", runtime.NumCPU(), "NSD server-count (NSD's advice: one per core)")
 	fs.IntVar(&c.knotWorkers, "knot-workers", runtime.NumCPU(), "knotd udp-workers (Knot's default: one per core)")
 	fs.StringVar(&c.dnsperf, "dnsperf", "dnsperf", "the dnsperf binary")
@@ -202,8 +207,11 @@ func parseFlags(args []string) (*config, error) {
 	if len(c.servers) == 0 {
 		return nil, fmt.Errorf("no -servers")
 	}
-	if c.duration <= 0 || c.warmup < 0 || c.rounds < 1 || c.names < 10 || c.queries < 100 || c.clients < 1 || c.outstanding < 1 || c.threads < 1 {
-		return nil, fmt.Errorf("-duration, -rounds, -clients, -outstanding, -threads must be positive, -names >= 10, -queries >= 100")
+	if c.duration < 0 || c.warmup < 0 || c.rounds < 1 || c.names < 10 || c.queries < 100 || c.clients < 1 || c.outstanding < 1 || c.threads < 1 {
+		return nil, fmt.Errorf("-rounds, -clients, -outstanding, -threads must be positive, -duration and -warmup not negative, -names >= 10, -queries >= 100")
+	}
+	if c.duration == 0 && c.latencyRate <= 0 {
+		return nil, fmt.Errorf("-duration 0 and -latency-rate 0 leave nothing to measure")
 	}
 	return c, nil
 }
@@ -311,8 +319,13 @@ func run(lg *slog.Logger, args []string) error {
 	res.Zone = zoneInfo{Names: c.names, Records: records, RuleZones: res.Zone.RuleZones, Queries: c.queries, QueryKinds: kinds}
 	lg.Info("zone and queries generated", "records", records, "queries", c.queries)
 
-	if err := runWindows(ctx, lg, c, zones, queryPath, workDir, res); err != nil {
-		return err
+	if c.memoryOnly && c.memRecords <= 0 {
+		return fmt.Errorf("-memory-only needs -mem-records > 0")
+	}
+	if !c.memoryOnly {
+		if err := runWindows(ctx, lg, c, zones, queryPath, workDir, res); err != nil {
+			return err
+		}
 	}
 	if c.memRecords > 0 {
 		if res.Memory, err = measureMemory(ctx, lg, c, workDir); err != nil {
@@ -373,14 +386,16 @@ func runWindows(ctx context.Context, lg *slog.Logger, c *config, zones []zoneFil
 					return fmt.Errorf("%s warmup: %w", s.name, err)
 				}
 			}
-			a.seconds = c.duration.Seconds()
-			w, err := measure(ctx, c, s, a, round, kindThroughput)
-			if err != nil {
-				return err
+			if c.duration > 0 {
+				a.seconds = c.duration.Seconds()
+				w, err := measure(ctx, c, s, a, round, kindThroughput)
+				if err != nil {
+					return err
+				}
+				lg.Info("throughput", "server", s.name, "round", round+1, "qps", int(w.Perf.QPS), "avg", w.Perf.AvgLat,
+					"lost", w.Perf.Lost, "other_cpu", fmt.Sprintf("%.0f%%", w.OtherCPU))
+				res.Windows = append(res.Windows, w)
 			}
-			lg.Info("throughput", "server", s.name, "round", round+1, "qps", int(w.Perf.QPS), "avg", w.Perf.AvgLat,
-				"lost", w.Perf.Lost, "other_cpu", fmt.Sprintf("%.0f%%", w.OtherCPU))
-			res.Windows = append(res.Windows, w)
 			if c.latencyRate > 0 {
 				a.seconds, a.rate, a.verbose = c.latencyDuration.Seconds(), c.latencyRate, true
 				w, err := measure(ctx, c, s, a, round, kindLatency)

@@ -200,10 +200,81 @@ func (r *report) markdown() string {
 		}
 	}
 
+	if len(r.res.Windows) == 0 {
+		// -memory-only: no query windows to report.
+		r.memoryMarkdown(&b)
+		return b.String()
+	}
 	pools := r.pool()
 	b.WriteString("\n## Targets\n\n")
 	writeTable(&b, []string{"target", "measured", "met"}, r.targetRows(pools))
 
+	var rows [][]string
+	if len(pools) > 0 {
+		r.throughput(&b, pools)
+	}
+
+	if c.latencyRate > 0 {
+		b.WriteString("\n## Latency at a moderate load\n\n")
+		rows = nil
+		for _, w := range r.res.Windows {
+			if w.Kind != kindLatency || w.Perf.Lat == nil {
+				continue
+			}
+			l := w.Perf.Lat
+			rows = append(rows, []string{w.Server, fmt.Sprint(w.Round), count(c.latencyRate), count(int(w.Perf.QPS)),
+				ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), fmt.Sprint(w.Perf.Lost),
+				perQuery(w.ServerCPU, w.Perf.Completed), storePerQuery(w.StoreCPU, w.Perf.Completed), fmt.Sprintf("%.0f", w.OtherCPU)})
+		}
+		writeTable(&b, []string{"server", "round", "offered q/s", "answered q/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
+			"lost", "server CPU µs/query", "Chainfire CPU µs/query", "other procs CPU %"}, rows)
+		b.WriteString("\nEvery answer's latency as dnsperf -v prints it (microsecond resolution), nearest-rank percentiles. dnsperf -Q paces the sending, so this is the latency at that load, not under saturation.\n")
+	}
+
+	r.memoryMarkdown(&b)
+	b.WriteString("\n\"other procs CPU %\" is the share of all cores used during the window by processes other than the server (and FlashDNS's Chainfire), dnsperf and this program (from /proc/stat): rows where it is high were measured under outside contention.\n")
+	return b.String()
+}
+
+// memoryMarkdown writes the memory section, if memory was measured.
+func (r *report) memoryMarkdown(b *strings.Builder) {
+	if len(r.res.Memory) > 0 {
+		b.WriteString("\n## Memory per 100k records\n\n")
+		var rows [][]string
+		var fd, cf *memResult
+		for _, m := range r.res.Memory {
+			rows = append(rows, memRow(m.Server, m))
+			switch m.Server {
+			case srvFlashDNS:
+				fd = m
+			case srvChainfire:
+				cf = m
+			}
+		}
+		if fd != nil && cf != nil {
+			rows = append(rows, memRow(memTotal, &memResult{Records: fd.Records,
+				BasePSS: fd.BasePSS + cf.BasePSS, LoadPSS: fd.LoadPSS + cf.LoadPSS,
+				BaseRSS: fd.BaseRSS + cf.BaseRSS, LoadRSS: fd.LoadRSS + cf.LoadRSS,
+				BaseHeap: sumHeap(fd.BaseHeap, cf.BaseHeap), LoadHeap: sumHeap(fd.LoadHeap, cf.LoadHeap),
+				BaseLive: sumHeap(fd.BaseLive, cf.BaseLive), LoadLive: sumHeap(fd.LoadLive, cf.LoadLive)}))
+		}
+		writeTable(b, []string{"server", "records", "PSS base MiB", "PSS loaded MiB", "PSS per 100k records MiB",
+			"RSS per 100k records MiB", "Go heap in use / live per 100k records MiB"}, rows)
+		b.WriteString("\nNSD and Knot: each started alone with a 3-record zone (base) and with the generated zone (loaded), measured 1 s after it first answered. " +
+			"FlashDNS: one fresh Chainfire and FlashDNS, the 3-record zone imported through the API (base), then replaced by the generated zone " +
+			"(ImportZone with replace_existing; loaded), each measured 1 s after DNS answered the imported serial; " +
+			"\"flashdns, restarted\" is a new FlashDNS process on the loaded Chainfire (as every replica that did not write the zone holds it), against the same base. " +
+			"Chainfire holds the zone too (its key-value store and the raft log of the import) and is shown apart; the last row is FlashDNS after the import and Chainfire together. " +
+			"PSS sums the process group with shared pages split (NSD's forked servers share the zone); RSS counts them once per process. " +
+			"Go heap from the process's /metrics: in use is go_memstats_heap_inuse_bytes (spans holding objects, garbage not yet collected included: " +
+			"an idle Go process may not collect for two minutes); live is the live heap at the last GC, go_memstats_next_gc_bytes / (1 + GOGC/100). " +
+			"RSS adds what the runtime has not returned to the OS.\n")
+	}
+}
+
+// throughput writes the table of the closed-loop windows.
+func (r *report) throughput(b *strings.Builder, pools map[string]*pooled) {
+	c := r.cfg
 	b.WriteString("\n## Throughput (closed loop)\n\n")
 	nsd := pools[srvNSD]
 	var rows [][]string
@@ -229,63 +300,11 @@ func (r *report) markdown() string {
 			perQuery(p.serverCPU, p.completed), storePerQuery(p.storeCPU, p.completed), perQuery(p.perfCPU, p.completed),
 			fmt.Sprintf("%.0f", maxOf(p.other)), strings.Join(rc, ", ")})
 	}
-	writeTable(&b, []string{"server", "queries/s", "per round", "ratio to NSD", "avg ms", "min / max ms", "lost %",
+	writeTable(b, []string{"server", "queries/s", "per round", "ratio to NSD", "avg ms", "min / max ms", "lost %",
 		"server CPU µs/query", "Chainfire CPU µs/query", "dnsperf CPU µs/query", "other procs CPU % (max)", "rcodes"}, rows)
-	fmt.Fprintf(&b, "\ndnsperf keeps %d queries in flight over %d sockets for the whole window; queries/s is the mean over the rounds, latency dnsperf's average over every answer. "+
+	fmt.Fprintf(b, "\ndnsperf keeps %d queries in flight over %d sockets for the whole window; queries/s is the mean over the rounds, latency dnsperf's average over every answer. "+
 		"Server CPU is the server's process group (NSD's forked servers included; for FlashDNS the flashdns process alone) over the window, from /proc. "+
 		"Chainfire CPU is FlashDNS's store over the same window (the load is read-only, so it idles).\n", c.outstanding, c.clients)
-
-	if c.latencyRate > 0 {
-		b.WriteString("\n## Latency at a moderate load\n\n")
-		rows = nil
-		for _, w := range r.res.Windows {
-			if w.Kind != kindLatency || w.Perf.Lat == nil {
-				continue
-			}
-			l := w.Perf.Lat
-			rows = append(rows, []string{w.Server, fmt.Sprint(w.Round), count(c.latencyRate), count(int(w.Perf.QPS)),
-				ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), fmt.Sprint(w.Perf.Lost),
-				perQuery(w.ServerCPU, w.Perf.Completed), storePerQuery(w.StoreCPU, w.Perf.Completed), fmt.Sprintf("%.0f", w.OtherCPU)})
-		}
-		writeTable(&b, []string{"server", "round", "offered q/s", "answered q/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
-			"lost", "server CPU µs/query", "Chainfire CPU µs/query", "other procs CPU %"}, rows)
-		b.WriteString("\nEvery answer's latency as dnsperf -v prints it (microsecond resolution), nearest-rank percentiles. dnsperf -Q paces the sending, so this is the latency at that load, not under saturation.\n")
-	}
-
-	if len(r.res.Memory) > 0 {
-		b.WriteString("\n## Memory per 100k records\n\n")
-		rows = nil
-		var fd, cf *memResult
-		for _, m := range r.res.Memory {
-			rows = append(rows, memRow(m.Server, m))
-			switch m.Server {
-			case srvFlashDNS:
-				fd = m
-			case srvChainfire:
-				cf = m
-			}
-		}
-		if fd != nil && cf != nil {
-			rows = append(rows, memRow(memTotal, &memResult{Records: fd.Records,
-				BasePSS: fd.BasePSS + cf.BasePSS, LoadPSS: fd.LoadPSS + cf.LoadPSS,
-				BaseRSS: fd.BaseRSS + cf.BaseRSS, LoadRSS: fd.LoadRSS + cf.LoadRSS,
-				BaseHeap: sumHeap(fd.BaseHeap, cf.BaseHeap), LoadHeap: sumHeap(fd.LoadHeap, cf.LoadHeap),
-				BaseLive: sumHeap(fd.BaseLive, cf.BaseLive), LoadLive: sumHeap(fd.LoadLive, cf.LoadLive)}))
-		}
-		writeTable(&b, []string{"server", "records", "PSS base MiB", "PSS loaded MiB", "PSS per 100k records MiB",
-			"RSS per 100k records MiB", "Go heap in use / live per 100k records MiB"}, rows)
-		b.WriteString("\nNSD and Knot: each started alone with a 3-record zone (base) and with the generated zone (loaded), measured 1 s after it first answered. " +
-			"FlashDNS: one fresh Chainfire and FlashDNS, the 3-record zone imported through the API (base), then replaced by the generated zone " +
-			"(ImportZone with replace_existing; loaded), each measured 1 s after DNS answered the imported serial; " +
-			"\"flashdns, restarted\" is a new FlashDNS process on the loaded Chainfire (as every replica that did not write the zone holds it), against the same base. " +
-			"Chainfire holds the zone too (its key-value store and the raft log of the import) and is shown apart; the last row is FlashDNS after the import and Chainfire together. " +
-			"PSS sums the process group with shared pages split (NSD's forked servers share the zone); RSS counts them once per process. " +
-			"Go heap from the process's /metrics: in use is go_memstats_heap_inuse_bytes (spans holding objects, garbage not yet collected included: " +
-			"an idle Go process may not collect for two minutes); live is the live heap at the last GC, go_memstats_next_gc_bytes / (1 + GOGC/100). " +
-			"RSS adds what the runtime has not returned to the OS.\n")
-	}
-	b.WriteString("\n\"other procs CPU %\" is the share of all cores used during the window by processes other than the server (and FlashDNS's Chainfire), dnsperf and this program (from /proc/stat): rows where it is high were measured under outside contention.\n")
-	return b.String()
 }
 
 func (r *report) targetRows(pools map[string]*pooled) [][]string {

@@ -1,7 +1,6 @@
 package flashdns
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,9 +8,9 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/photoncloud/photoncloud/internal/flashdns/dnsserver"
 	"github.com/photoncloud/photoncloud/internal/platform"
 )
 
@@ -102,47 +101,14 @@ type Config struct {
 	Registry *prometheus.Registry
 }
 
-// TSIGKey is a shared secret for TSIG (RFC 8945).
-type TSIGKey struct {
-	// Name is the key's name, a domain name ("transfer-key.").
-	Name string
-	// Algorithm is a TSIG algorithm name such as "hmac-sha256.".
-	Algorithm string
-	// Secret is the base64 encoded secret.
-	Secret string
-}
+// TSIGKey is a shared secret for TSIG (RFC 8945). It is the DNS server's
+// own type, so that a key is parsed and checked by one parser, the one
+// that also signs with it.
+type TSIGKey = dnsserver.TSIGKey
 
 // ParseTSIGKey reads a key in dig's -y form, [algorithm:]name:secret,
 // where algorithm defaults to hmac-sha256.
-func ParseTSIGKey(s string) (TSIGKey, error) {
-	parts := strings.Split(s, ":")
-	var k TSIGKey
-	switch len(parts) {
-	case 2:
-		k = TSIGKey{Algorithm: dns.HmacSHA256, Name: parts[0], Secret: parts[1]}
-	case 3:
-		k = TSIGKey{Algorithm: dns.Fqdn(strings.ToLower(parts[0])), Name: parts[1], Secret: parts[2]}
-	default:
-		return TSIGKey{}, errors.New("TSIG key: want [algorithm:]name:secret")
-	}
-	k.Name = dns.CanonicalName(k.Name)
-	return k, k.validate()
-}
-
-func (k TSIGKey) validate() error {
-	switch k.Algorithm {
-	case dns.HmacSHA1, dns.HmacSHA224, dns.HmacSHA256, dns.HmacSHA384, dns.HmacSHA512:
-	default:
-		return fmt.Errorf("TSIG key %s: unsupported algorithm %q (want hmac-sha256, hmac-sha512, ...)", k.Name, k.Algorithm)
-	}
-	if _, ok := dns.IsDomainName(k.Name); !ok || k.Name == "." {
-		return fmt.Errorf("TSIG key: %q is not a domain name", k.Name)
-	}
-	if b, err := base64.StdEncoding.DecodeString(k.Secret); err != nil || len(b) == 0 {
-		return fmt.Errorf("TSIG key %s: the secret is not base64", k.Name)
-	}
-	return nil
-}
+func ParseTSIGKey(s string) (TSIGKey, error) { return dnsserver.ParseTSIGKey(s) }
 
 // EnsureDefaults fills unset fields with their defaults.
 func (c *Config) EnsureDefaults() {
@@ -186,15 +152,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("empty Chainfire endpoint"))
 		}
 	}
-	seen := map[string]bool{}
-	for _, k := range c.TSIGKeys {
-		if err := k.validate(); err != nil {
-			errs = append(errs, err)
-		}
-		if seen[k.Name] {
-			errs = append(errs, fmt.Errorf("TSIG key %s given twice", k.Name))
-		}
-		seen[k.Name] = true
+	if err := dnsserver.ValidateTSIGKeys(c.TSIGKeys); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.Auth {
 	case AuthAegis:

@@ -148,13 +148,9 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.st = st
 
-	tsig := map[string]string{}
-	for _, k := range cfg.TSIGKeys {
-		tsig[k.Name] = strings.TrimSuffix(k.Algorithm, ".") + ":" + k.Secret
-	}
 	d, err := dnsserver.Start(ctx, dnsserver.Config{
 		Addrs: cfg.DNSAddrs, SocketsPerAddr: cfg.DNSSockets, Zones: st.Table,
-		TransferACL: cfg.TransferACL, TSIG: tsig, NotifyTargets: cfg.NotifyTargets,
+		TransferACL: cfg.TransferACL, TSIG: cfg.TSIGKeys, NotifyTargets: cfg.NotifyTargets,
 		ChaosVersion: cfg.ChaosVersion, ChaosID: cfg.ChaosID, LogQueries: cfg.LogQueries,
 		Logger: cfg.Logger.With("component", "dns"), Registry: cfg.Registry,
 	})

@@ -59,7 +59,7 @@ func TestNSDSecondaryOfFlashDNS(t *testing.T) {
 		Addrs:          []string{"127.0.0.1:0"},
 		SocketsPerAddr: 1,
 		Zones:          table.Load,
-		TSIG:           map[string]string{key.Name: key.Secret},
+		TSIG:           []dnsserver.TSIGKey{{Name: key.Name, Algorithm: key.Algorithm, Secret: key.Secret}},
 		NotifyTargets:  []string{nsdAddr + " key " + key.Name},
 		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Registry:       prometheus.NewRegistry(),

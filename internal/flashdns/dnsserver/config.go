@@ -54,11 +54,10 @@ type Config struct {
 
 	// TransferACL lists the client networks allowed to AXFR/IXFR.
 	TransferACL []netip.Prefix
-	// TSIG maps key names to secrets: "base64" (hmac-sha256) or
-	// "algorithm:base64" with algorithm one of hmac-sha1, hmac-sha224,
-	// hmac-sha256, hmac-sha384, hmac-sha512. A transfer request signed with
-	// any of these keys is allowed from any address.
-	TSIG map[string]string
+	// TSIG are the keys a transfer request may be signed with; a signed
+	// request is allowed from any address. ParseTSIGKey reads them from
+	// text.
+	TSIG []TSIGKey
 	// TransferRequireTSIG, when set, allows transfers only with a valid TSIG
 	// and, if TransferACL is not empty, only from its networks as well.
 	TransferRequireTSIG bool
@@ -95,6 +94,76 @@ type Config struct {
 	Registry *prometheus.Registry
 }
 
+// TSIGKey is a TSIG (RFC 8945) shared secret as configured.
+type TSIGKey struct {
+	// Name is the key's domain name, e.g. "xfr-key."; any case, the
+	// trailing dot optional.
+	Name string
+	// Algorithm is hmac-sha1, hmac-sha224, hmac-sha256, hmac-sha384 or
+	// hmac-sha512, in any case with or without the trailing dot; empty
+	// means hmac-sha256.
+	Algorithm string
+	// Secret is the base64 encoded secret.
+	Secret string
+}
+
+// String names the key and leaves out the secret, so that a key printed
+// in an error or a log line with %v does not give the secret away.
+func (k TSIGKey) String() string {
+	return k.Name + " (" + strings.TrimSuffix(tsigAlgorithm(k.Algorithm), ".") + ")"
+}
+
+// ParseTSIGKey reads a key in dig's -y form, [algorithm:]name:secret (the
+// algorithm defaults to hmac-sha256), and checks it. The key it returns
+// has a canonical name and algorithm ("xfr-key.", "hmac-sha256."). Errors
+// never show the secret.
+func ParseTSIGKey(s string) (TSIGKey, error) {
+	parts := strings.Split(s, ":")
+	var k TSIGKey
+	switch len(parts) {
+	case 2:
+		k = TSIGKey{Name: parts[0], Secret: parts[1]}
+	case 3:
+		k = TSIGKey{Algorithm: parts[0], Name: parts[1], Secret: parts[2]}
+	default:
+		return TSIGKey{}, errors.New("TSIG key: want [algorithm:]name:secret")
+	}
+	k.Name, k.Algorithm = dns.CanonicalName(k.Name), tsigAlgorithm(k.Algorithm)
+	if _, err := k.parse(); err != nil {
+		return TSIGKey{}, err
+	}
+	return k, nil
+}
+
+// ValidateTSIGKeys reports what Start would refuse in keys: every bad key
+// and every name given twice.
+func ValidateTSIGKeys(keys []TSIGKey) error {
+	_, err := parseTSIGKeys(keys)
+	return err
+}
+
+// tsigAlgorithm canonicalizes an algorithm name, applying the default.
+func tsigAlgorithm(alg string) string {
+	if alg == "" {
+		return dns.HmacSHA256
+	}
+	return dns.CanonicalName(alg)
+}
+
+// tsigAlgorithms are the algorithms of RFC 8945 we accept, by canonical
+// name; the one table both the config check and signing use. HMAC-MD5 is
+// deliberately absent (RFC 8945 section 6 deprecates it).
+var tsigAlgorithms = []struct {
+	name string
+	hash func() hash.Hash
+}{
+	{dns.HmacSHA1, sha1.New},
+	{dns.HmacSHA224, sha256.New224},
+	{dns.HmacSHA256, sha256.New},
+	{dns.HmacSHA384, sha512.New384},
+	{dns.HmacSHA512, sha512.New},
+}
+
 // tsigKey is a parsed TSIG key. Names are canonical (lower case, fully
 // qualified) so they compare directly with names read from the wire.
 type tsigKey struct {
@@ -107,39 +176,50 @@ type tsigKey struct {
 
 func (k *tsigKey) mac() hash.Hash { return hmac.New(k.hash, k.secret) }
 
-// tsigAlgorithms maps the canonical algorithm names of RFC 8945 to hashes.
-// HMAC-MD5 is deliberately absent (RFC 8945 section 6 deprecates it).
-var tsigAlgorithms = map[string]func() hash.Hash{
-	dns.HmacSHA1:   sha1.New,
-	dns.HmacSHA224: sha256.New224,
-	dns.HmacSHA256: sha256.New,
-	dns.HmacSHA384: sha512.New384,
-	dns.HmacSHA512: sha512.New,
+// parse is the one check of a key: Start, ParseTSIGKey and
+// ValidateTSIGKeys all come here.
+func (k TSIGKey) parse() (*tsigKey, error) {
+	name, alg := dns.CanonicalName(k.Name), tsigAlgorithm(k.Algorithm)
+	if _, ok := dns.IsDomainName(name); !ok || name == "." {
+		return nil, fmt.Errorf("TSIG key: %q is not a domain name", k.Name)
+	}
+	var h func() hash.Hash
+	var names []string
+	for _, a := range tsigAlgorithms {
+		if a.name == alg {
+			h = a.hash
+		}
+		names = append(names, strings.TrimSuffix(a.name, "."))
+	}
+	if h == nil {
+		return nil, fmt.Errorf("TSIG key %s: unsupported algorithm %q (want one of %s)",
+			name, strings.TrimSuffix(alg, "."), strings.Join(names, ", "))
+	}
+	raw, err := base64.StdEncoding.DecodeString(k.Secret)
+	if err != nil || len(raw) == 0 {
+		// Not err itself: it quotes the offending byte of the secret.
+		return nil, fmt.Errorf("TSIG key %s: the secret is not base64", name)
+	}
+	return &tsigKey{name: name, alg: alg, hash: h, size: h().Size(), secret: raw}, nil
 }
 
-func parseTSIGKeys(m map[string]string) (map[string]*tsigKey, error) {
-	keys := make(map[string]*tsigKey, len(m))
-	for name, v := range m {
-		if _, ok := dns.IsDomainName(name); !ok || name == "" {
-			return nil, fmt.Errorf("tsig key %q: invalid name", name)
+// parseTSIGKeys checks every key and indexes them by canonical name.
+func parseTSIGKeys(keys []TSIGKey) (map[string]*tsigKey, error) {
+	m := make(map[string]*tsigKey, len(keys))
+	var errs []error
+	for _, k := range keys {
+		pk, err := k.parse()
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		alg, secret := dns.HmacSHA256, v
-		if i := strings.IndexByte(v, ':'); i >= 0 {
-			alg, secret = dns.CanonicalName(v[:i]), v[i+1:]
+		if m[pk.name] != nil {
+			errs = append(errs, fmt.Errorf("TSIG key %s given twice", pk.name))
+			continue
 		}
-		h, ok := tsigAlgorithms[alg]
-		if !ok {
-			return nil, fmt.Errorf("tsig key %q: unsupported algorithm %q", name, strings.TrimSuffix(alg, "."))
-		}
-		raw, err := base64.StdEncoding.DecodeString(secret)
-		if err != nil || len(raw) == 0 {
-			return nil, fmt.Errorf("tsig key %q: secret is not base64", name)
-		}
-		k := &tsigKey{name: dns.CanonicalName(name), alg: alg, hash: h, secret: raw}
-		k.size = h().Size()
-		keys[k.name] = k
+		m[pk.name] = pk
 	}
-	return keys, nil
+	return m, errors.Join(errs...)
 }
 
 // notifyTarget is one parsed NotifyTargets entry.

@@ -19,7 +19,7 @@ func newTestHandler(t testing.TB) *handler {
 		Addrs:        []string{"127.0.0.1:0"},
 		Zones:        func() *zone.Table { return table },
 		TransferACL:  []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-		TSIG:         map[string]string{"k256.": testSecret},
+		TSIG:         []TSIGKey{{Name: "k256.", Secret: testSecret}},
 		ChaosVersion: "v", ChaosID: "id",
 	})
 	if err != nil {

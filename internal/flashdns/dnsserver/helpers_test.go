@@ -110,10 +110,10 @@ func startTest(t testing.TB, mod func(*Config)) *testServer {
 		SocketsPerAddr: 2,
 		Zones:          zones.Load,
 		TransferACL:    []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-		TSIG: map[string]string{
-			"k256.": testSecret,
-			"k512.": "hmac-sha512:" + testSecret,
-			"k1.":   "hmac-sha1:" + testSecret,
+		TSIG: []TSIGKey{
+			{Name: "k256.", Secret: testSecret},
+			{Name: "k512.", Algorithm: "hmac-sha512", Secret: testSecret},
+			{Name: "k1.", Algorithm: "hmac-sha1", Secret: testSecret},
 		},
 		ChaosVersion: "FlashDNS test",
 		ChaosID:      "test-id",

@@ -216,7 +216,7 @@ func TestNSDParity(t *testing.T) {
 	zones := map[string]string{"example.com.": exampleZone(), "bigns.test.": bignsZone()}
 	nsd, _ := startNSD(t, zones, "")
 	s := startTest(t, func(c *Config) {
-		c.TSIG = map[string]string{"k256.": testSecret}
+		c.TSIG = []TSIGKey{{Name: "k256.", Secret: testSecret}}
 		c.TransferACL = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	})
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -629,8 +630,9 @@ func TestConfigErrors(t *testing.T) {
 		{},
 		{Addrs: []string{"127.0.0.1:0"}},
 		{Addrs: []string{"127.0.0.1"}, Zones: nilTable},
-		{Addrs: []string{"127.0.0.1:0"}, Zones: nilTable, TSIG: map[string]string{"k.": "hmac-md5:c2VjcmV0"}},
-		{Addrs: []string{"127.0.0.1:0"}, Zones: nilTable, TSIG: map[string]string{"k.": "not base64!"}},
+		{Addrs: []string{"127.0.0.1:0"}, Zones: nilTable, TSIG: []TSIGKey{{Name: "k.", Algorithm: "hmac-md5", Secret: "c2VjcmV0"}}},
+		{Addrs: []string{"127.0.0.1:0"}, Zones: nilTable, TSIG: []TSIGKey{{Name: "k.", Secret: "not base64!"}}},
+		{Addrs: []string{"127.0.0.1:0"}, Zones: nilTable, TSIG: []TSIGKey{{Name: "k.", Secret: "c2VjcmV0"}, {Name: "K", Secret: "c2VjcmV0"}}},
 		{Addrs: []string{"127.0.0.1:0"}, Zones: nilTable, NotifyTargets: []string{"127.0.0.1:53 key nokey."}},
 		{Addrs: []string{"127.0.0.1:0"}, Zones: nilTable, NotifyTargets: []string{"127.0.0.1:99999"}},
 		{Addrs: []string{"127.0.0.1:0"}, Zones: nilTable, NotifyTargets: []string{"127.0.0.1 keys k."}},
@@ -641,7 +643,7 @@ func TestConfigErrors(t *testing.T) {
 			t.Fatalf("config %d accepted", i)
 		}
 	}
-	keys, _ := parseTSIGKeys(map[string]string{"K.Example.": testSecret})
+	keys, _ := parseTSIGKeys([]TSIGKey{{Name: "K.Example.", Secret: testSecret}})
 	for _, c := range []struct{ in, addr string }{
 		{"192.0.2.1", "192.0.2.1:53"}, {"[2001:db8::1]", "[2001:db8::1]:53"}, {"2001:db8::1", "[2001:db8::1]:53"},
 		{"192.0.2.1:5300 key k.example.", "192.0.2.1:5300"}, {"ns.example.net:53", "ns.example.net:53"},
@@ -660,6 +662,48 @@ func TestConfigErrors(t *testing.T) {
 	if s, err := Start(ctx, Config{Addrs: []string{l.LocalAddr().String()}, Zones: nilTable}); err == nil {
 		s.Close()
 		t.Fatal("bound a port held without SO_REUSEPORT")
+	}
+}
+
+// TestTSIGKeys checks the one parser and check of TSIG keys: canonical
+// names and algorithms, clear errors that never show the secret.
+func TestTSIGKeys(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want TSIGKey
+		err  string
+	}{
+		{in: "xfr-key:c2VjcmV0", want: TSIGKey{Name: "xfr-key.", Algorithm: dns.HmacSHA256, Secret: "c2VjcmV0"}},
+		{in: "HMAC-SHA512:Xfr.Example.:c2VjcmV0", want: TSIGKey{Name: "xfr.example.", Algorithm: dns.HmacSHA512, Secret: "c2VjcmV0"}},
+		{in: "hmac-sha1.:k:c2VjcmV0", want: TSIGKey{Name: "k.", Algorithm: dns.HmacSHA1, Secret: "c2VjcmV0"}},
+		{in: "hmac-md5:k:c2VjcmV0", err: `TSIG key k.: unsupported algorithm "hmac-md5" (want one of hmac-sha1, hmac-sha224, hmac-sha256, hmac-sha384, hmac-sha512)`},
+		{in: "k:not base64!", err: "TSIG key k.: the secret is not base64"},
+		{in: "k:", err: "TSIG key k.: the secret is not base64"},
+		{in: ":c2VjcmV0", err: `TSIG key: "." is not a domain name`},
+		{in: "c2VjcmV0", err: "TSIG key: want [algorithm:]name:secret"},
+		{in: "a:b:c:d", err: "TSIG key: want [algorithm:]name:secret"},
+	} {
+		got, err := ParseTSIGKey(tc.in)
+		switch {
+		case tc.err != "":
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("ParseTSIGKey(%q) = %v, %v; want error %q", tc.in, got, err, tc.err)
+			}
+		case err != nil || got != tc.want:
+			t.Errorf("ParseTSIGKey(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+	k := TSIGKey{Name: "k.", Secret: testSecret}
+	if s := fmt.Sprintf("%v %+v", k, []TSIGKey{k}); strings.Contains(s, testSecret) || !strings.Contains(s, "k. (hmac-sha256)") {
+		t.Errorf("a printed key shows its secret or not its name: %s", s)
+	}
+	// Keys made in code need not be canonical; every problem is reported.
+	if err := ValidateTSIGKeys([]TSIGKey{{Name: "K", Algorithm: "HMAC-SHA256.", Secret: testSecret}}); err != nil {
+		t.Errorf("non-canonical key: %v", err)
+	}
+	err := ValidateTSIGKeys([]TSIGKey{k, {Name: "K", Secret: testSecret}, {Name: "j.", Algorithm: "sha1", Secret: testSecret}})
+	if err == nil || !strings.Contains(err.Error(), "TSIG key k. given twice") || !strings.Contains(err.Error(), `unsupported algorithm "sha1"`) {
+		t.Errorf("duplicate and bad keys: %v", err)
 	}
 }
 
