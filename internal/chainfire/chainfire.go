@@ -402,7 +402,10 @@ func (h peerHandler) LearnerReady(ctx context.Context, id uint64) (bool, error) 
 	return ok, nil
 }
 
-func (h peerHandler) Membership() ([]byte, error) {
+func (h peerHandler) Membership(ctx context.Context) ([]byte, error) {
+	if err := h.kv.ReadBarrier(ctx); err != nil {
+		return nil, err
+	}
 	return membershipJSON(h.kv.Membership(), h.gossipAddr)
 }
 

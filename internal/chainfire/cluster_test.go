@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -344,6 +345,17 @@ func TestMembershipChanges(t *testing.T) {
 	add, err := cli.MemberAddAsLearner(ctx, []string{peer})
 	if err != nil {
 		t.Fatalf("member add --learner: %v", err)
+	}
+	// Every member lists the new one at once: a linearizable MemberList
+	// (clientv3's default) waits for the member to apply the change.
+	for i := range c.members {
+		ml, err := c.client(i).MemberList(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(ml.Members, func(x *etcdserverpb.Member) bool { return x.ID == add.Member.ID }) {
+			t.Fatalf("member list at member %d right after member add: %v, want the learner %x", i, ml.Members, add.Member.ID)
+		}
 	}
 	if _, err := cli.MemberAddAsLearner(ctx, []string{fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}); err == nil {
 		t.Fatal("a second learner was accepted")

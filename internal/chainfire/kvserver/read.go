@@ -20,6 +20,11 @@ func (n *notifier) notify(err error) {
 	close(n.c)
 }
 
+// ReadBarrier returns once this member has applied everything that was
+// committed when the call started, confirmed by the leader: what it then
+// reads of its own state (its members, say) is as new as the cluster's.
+func (s *Server) ReadBarrier(ctx context.Context) error { return s.linearizableReadNotify(ctx) }
+
 // linearizableReadNotify returns once this member has applied everything
 // that was committed when the call started, confirmed by the leader.
 func (s *Server) linearizableReadNotify(ctx context.Context) error {

@@ -44,7 +44,7 @@ func (h *snapHandler) ReceiveSnapshot(_ context.Context, m *raftpb.Message, body
 }
 func (h *snapHandler) LeaseRenew(context.Context, int64) (int64, error)   { return 0, nil }
 func (h *snapHandler) LearnerReady(context.Context, uint64) (bool, error) { return false, nil }
-func (h *snapHandler) Membership() ([]byte, error)                        { return nil, nil }
+func (h *snapHandler) Membership(context.Context) ([]byte, error)         { return nil, nil }
 func (h *snapHandler) HashKV(context.Context, int64) (*pb.HashKVResponse, error) {
 	return &pb.HashKVResponse{}, nil
 }

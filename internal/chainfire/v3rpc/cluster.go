@@ -26,6 +26,14 @@ func (c *clusterService) MemberList(ctx context.Context, r *pb.MemberListRequest
 	if err := requireUser(ctx, c.s); err != nil {
 		return nil, err
 	}
+	// etcd 3.5+ clients ask for a linearizable list (etcdctl member list
+	// does by default): a follower must not answer without a member the
+	// leader just added.
+	if r.GetLinearizable() {
+		if err := c.s.ReadBarrier(ctx); err != nil {
+			return nil, togRPCError(err)
+		}
+	}
 	resp := &pb.MemberListResponse{Members: toPB(c.s.Members())}
 	c.h.fill(&resp.Header)
 	return resp, nil
