@@ -73,6 +73,18 @@ type IdentityServiceClient interface {
 	// UpdateUser updates a user's mutable fields. Disabling a user revokes
 	// its tokens.
 	//
+	// Whoever controls a linked federated identity signs in as the user, so
+	// an update that adds one (an issuer and subject pair the user did not
+	// have, a changed link included) is worth every allow binding of the
+	// user, its own and its groups'. The rule of PolicyService.CreateBinding
+	// applies to each of them, as in AddGroupMember: for every unexpired
+	// allow binding (role R at scope S, whatever its condition),
+	// `aegis:roles:bind` at S, or every permission of R held at S for as
+	// long as the binding lasts. A refusal is PERMISSION_DENIED naming the
+	// binding and a permission the caller lacks; it is audited and nothing
+	// is written. Other changes, dropping a link included, need nothing
+	// more.
+	//
 	// HTTP: `PATCH /v1/{user.name=orgs/*/users/*}`, body: the User.
 	UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...grpc.CallOption) (*User, error)
 	// DeleteUser deletes a user, the bindings that name it and its group
@@ -81,9 +93,15 @@ type IdentityServiceClient interface {
 	// HTTP: `DELETE /v1/{name=orgs/*/users/*}`.
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	// SetUserPassword sets a user's password. A user changing its own
-	// password must give `current_password`; an administrator with
-	// `aegis:users:setPassword` on the user need not. Every token of the
-	// user is revoked, the caller's own session included when a user
+	// password must give `current_password`, and needs nothing more. An
+	// administrator with `aegis:users:setPassword` on the user need not give
+	// it, but can then sign in as the user, so setting another user's
+	// password is worth every allow binding of the user, its own and its
+	// groups', and needs what UpdateUser needs for a new federated identity:
+	// for each of them (role R at scope S), `aegis:roles:bind` at S, or
+	// every permission of R held at S for as long as the binding lasts
+	// (PERMISSION_DENIED otherwise, audited, nothing written). Every token of
+	// the user is revoked, the caller's own session included when a user
 	// changes its own password (an access token does not name its session):
 	// the user logs in again with the new password.
 	//
@@ -156,6 +174,15 @@ type IdentityServiceClient interface {
 	// UpdateServiceAccount updates a service account's mutable fields.
 	// Disabling it revokes its tokens.
 	//
+	// A certificate matching a new certificate identity obtains the service
+	// account's tokens, so an update that adds one is worth every allow
+	// binding of the service account, its own and its groups', and needs
+	// what UpdateUser needs for a new federated identity: for each of them
+	// (role R at scope S), `aegis:roles:bind` at S, or every permission of R
+	// held at S for as long as the binding lasts (PERMISSION_DENIED
+	// otherwise, audited, nothing written). Other changes, dropping an
+	// identity included, need nothing more.
+	//
 	// HTTP: `PATCH /v1/{service_account.name=orgs/*/serviceAccounts/*}` and
 	// `PATCH /v1/{service_account.name=orgs/*/projects/*/serviceAccounts/*}`,
 	// body: the ServiceAccount.
@@ -169,6 +196,13 @@ type IdentityServiceClient interface {
 	// CreateServiceAccountKey creates a key. The response is the only time
 	// the secret is returned: Aegis stores only its hash. A service account
 	// has at most 10 keys (FAILED_PRECONDITION beyond).
+	//
+	// The key obtains the service account's tokens, so creating one is worth
+	// every allow binding of the service account, its own and its groups',
+	// and needs what UpdateUser needs for a new federated identity: for each
+	// of them (role R at scope S), `aegis:roles:bind` at S, or every
+	// permission of R held at S for as long as the binding lasts
+	// (PERMISSION_DENIED otherwise, audited, nothing written).
 	//
 	// HTTP: `POST /v1/{parent=orgs/*/serviceAccounts/*}/keys` and
 	// `POST /v1/{parent=orgs/*/projects/*/serviceAccounts/*}/keys`, body: the
@@ -459,6 +493,18 @@ type IdentityServiceServer interface {
 	// UpdateUser updates a user's mutable fields. Disabling a user revokes
 	// its tokens.
 	//
+	// Whoever controls a linked federated identity signs in as the user, so
+	// an update that adds one (an issuer and subject pair the user did not
+	// have, a changed link included) is worth every allow binding of the
+	// user, its own and its groups'. The rule of PolicyService.CreateBinding
+	// applies to each of them, as in AddGroupMember: for every unexpired
+	// allow binding (role R at scope S, whatever its condition),
+	// `aegis:roles:bind` at S, or every permission of R held at S for as
+	// long as the binding lasts. A refusal is PERMISSION_DENIED naming the
+	// binding and a permission the caller lacks; it is audited and nothing
+	// is written. Other changes, dropping a link included, need nothing
+	// more.
+	//
 	// HTTP: `PATCH /v1/{user.name=orgs/*/users/*}`, body: the User.
 	UpdateUser(context.Context, *UpdateUserRequest) (*User, error)
 	// DeleteUser deletes a user, the bindings that name it and its group
@@ -467,9 +513,15 @@ type IdentityServiceServer interface {
 	// HTTP: `DELETE /v1/{name=orgs/*/users/*}`.
 	DeleteUser(context.Context, *DeleteUserRequest) (*emptypb.Empty, error)
 	// SetUserPassword sets a user's password. A user changing its own
-	// password must give `current_password`; an administrator with
-	// `aegis:users:setPassword` on the user need not. Every token of the
-	// user is revoked, the caller's own session included when a user
+	// password must give `current_password`, and needs nothing more. An
+	// administrator with `aegis:users:setPassword` on the user need not give
+	// it, but can then sign in as the user, so setting another user's
+	// password is worth every allow binding of the user, its own and its
+	// groups', and needs what UpdateUser needs for a new federated identity:
+	// for each of them (role R at scope S), `aegis:roles:bind` at S, or
+	// every permission of R held at S for as long as the binding lasts
+	// (PERMISSION_DENIED otherwise, audited, nothing written). Every token of
+	// the user is revoked, the caller's own session included when a user
 	// changes its own password (an access token does not name its session):
 	// the user logs in again with the new password.
 	//
@@ -542,6 +594,15 @@ type IdentityServiceServer interface {
 	// UpdateServiceAccount updates a service account's mutable fields.
 	// Disabling it revokes its tokens.
 	//
+	// A certificate matching a new certificate identity obtains the service
+	// account's tokens, so an update that adds one is worth every allow
+	// binding of the service account, its own and its groups', and needs
+	// what UpdateUser needs for a new federated identity: for each of them
+	// (role R at scope S), `aegis:roles:bind` at S, or every permission of R
+	// held at S for as long as the binding lasts (PERMISSION_DENIED
+	// otherwise, audited, nothing written). Other changes, dropping an
+	// identity included, need nothing more.
+	//
 	// HTTP: `PATCH /v1/{service_account.name=orgs/*/serviceAccounts/*}` and
 	// `PATCH /v1/{service_account.name=orgs/*/projects/*/serviceAccounts/*}`,
 	// body: the ServiceAccount.
@@ -555,6 +616,13 @@ type IdentityServiceServer interface {
 	// CreateServiceAccountKey creates a key. The response is the only time
 	// the secret is returned: Aegis stores only its hash. A service account
 	// has at most 10 keys (FAILED_PRECONDITION beyond).
+	//
+	// The key obtains the service account's tokens, so creating one is worth
+	// every allow binding of the service account, its own and its groups',
+	// and needs what UpdateUser needs for a new federated identity: for each
+	// of them (role R at scope S), `aegis:roles:bind` at S, or every
+	// permission of R held at S for as long as the binding lasts
+	// (PERMISSION_DENIED otherwise, audited, nothing written).
 	//
 	// HTTP: `POST /v1/{parent=orgs/*/serviceAccounts/*}/keys` and
 	// `POST /v1/{parent=orgs/*/projects/*/serviceAccounts/*}/keys`, body: the

@@ -166,28 +166,89 @@ func (s *Server) checkGroupMember(ctx context.Context, c *Caller, group string) 
 	if err != nil {
 		return nil // no such group: the store answers NOT_FOUND
 	}
-	now := s.now()
-	for _, b := range s.eval.BindingsOf(sub) {
-		if b.Effect != policy.EffectAllow || (!b.ExpireTime.IsZero() && !now.Before(b.ExpireTime)) {
-			continue
-		}
-		r, found := s.eval.Role(b.Role)
-		if !found {
-			// An allow binding of a missing role grants nothing, and the
-			// store deletes a role's bindings with it.
-			continue
-		}
-		name := b.ID
-		if n, ok := s.st.BindingName(b.ID); ok {
-			name = n
-		}
-		need := fmt.Sprintf("adding a member to group %s needs, for its binding %s of %s at %s, %s there, or every permission of the role",
+	_, err = s.checkBindingsOf(ctx, c, []string{sub}, func(b policy.Binding, name string) string {
+		return fmt.Sprintf("adding a member to group %s needs, for its binding %s of %s at %s, %s there, or every permission of the role",
 			group, name, store.RoleName(b.Role), b.Scope, permRolesBind)
-		if _, err := s.checkGrant(ctx, c, b.Scope, r.Permissions, b.ExpireTime, need); err != nil {
-			return err
+	})
+	return err
+}
+
+// Some operations let their caller act as another principal P: setting
+// the password of a user other than oneself (and then signing in with
+// it), linking a federated identity to a user (and signing in through
+// it), creating a key of a service account or binding a client
+// certificate to one (and asking for its tokens). Such an operation is
+// worth every allow binding P holds, its own and its groups', so it is
+// held to the rule once per binding, exactly as adding P to a group of
+// those bindings would be: aegis:roles:bind at the binding's scope, or
+// holding every permission of its role there for as long as it lasts.
+// Without this, aegis:users:setPassword on an org's users would be worth
+// OrgAdmin to whoever holds it, as soon as one user of the org is an
+// OrgAdmin. The built-in admin roles hold aegis:roles:bind, so they keep
+// working on anyone they administer; a user admin without it keeps
+// working on users who hold no more than it does.
+//
+// P's conditions do not lower the bar (a grant of P under a condition is
+// P's whenever it holds), and P's deny bindings only take away, as for a
+// group. A disabled P is checked too: enabling it again is a plain
+// update. P's bindings are the evaluator's, like everything the rule
+// reads: a binding of P created after the check was checked for its own
+// maker, as for a group.
+
+// checkActAs applies the rule to an operation, described by what ("setting
+// the password of orgs/acme/users/bob"), that lets caller c act as
+// principal (the API name of a user or service account, which c may
+// administer). A refusal is audited (audited is set); the caller writes
+// nothing then.
+func (s *Server) checkActAs(ctx context.Context, c *Caller, principal, what string) (audited bool, err error) {
+	sub, err := s.st.PolicyPrincipal(principal)
+	if err != nil {
+		return false, nil // no such principal: the store answers NOT_FOUND
+	}
+	// Every membership record counts, whether or not the group exists:
+	// a group that does not exist has no bindings, so this only costs a
+	// lookup, and it cannot be wrong in the caller's favour.
+	subjects := append([]string{sub}, s.eval.GroupsOf(sub)...)
+	return s.checkBindingsOf(ctx, c, subjects, func(b policy.Binding, name string) string {
+		which := fmt.Sprintf("its binding %s of %s at %s", name, store.RoleName(b.Role), b.Scope)
+		if b.Subject != sub {
+			g, ok := s.st.PrincipalName(b.Subject)
+			if !ok {
+				g = b.Subject
+			}
+			which = fmt.Sprintf("the binding %s of %s at %s (of its group %s)", name, store.RoleName(b.Role), b.Scope, g)
+		}
+		return fmt.Sprintf("%s needs, for %s, %s there, or every permission of the role", what, which, permRolesBind)
+	})
+}
+
+// checkBindingsOf applies the rule (checkGrant) to every unexpired allow
+// binding of subjects (evaluator names), as if the caller created it:
+// need describes, for a binding and its API name, what the change needs.
+// The first refusal ends the check, audited.
+func (s *Server) checkBindingsOf(ctx context.Context, c *Caller, subjects []string, need func(b policy.Binding, name string) string) (audited bool, err error) {
+	now := s.now()
+	for _, sub := range subjects {
+		for _, b := range s.eval.BindingsOf(sub) {
+			if b.Effect != policy.EffectAllow || (!b.ExpireTime.IsZero() && !now.Before(b.ExpireTime)) {
+				continue
+			}
+			r, found := s.eval.Role(b.Role)
+			if !found {
+				// An allow binding of a missing role grants nothing, and
+				// the store deletes a role's bindings with it.
+				continue
+			}
+			name := b.ID
+			if n, ok := s.st.BindingName(b.ID); ok {
+				name = n
+			}
+			if audited, err := s.checkGrant(ctx, c, b.Scope, r.Permissions, b.ExpireTime, need(b, name)); err != nil {
+				return audited, err
+			}
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // bindingEnd is when b stops applying (zero: never). A ttl counts from

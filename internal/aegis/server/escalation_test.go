@@ -386,3 +386,181 @@ func TestRoleUpdateEscalation(t *testing.T) {
 		t.Fatalf("denial event %v", ev)
 	}
 }
+
+// TestActAsEscalation: setting another user's password, linking a
+// federated identity to a user, creating a key of a service account or
+// binding a certificate to one lets the caller act as that principal, so
+// it needs what creating the principal's allow bindings (its own and its
+// groups') would.
+func TestActAsEscalation(t *testing.T) {
+	e := tenv
+	f := newEscalationFixture(t)
+	start := time.Now()
+	// uadmin administers the org's users and service accounts and holds
+	// plasmavmc:*:* in the org, but not aegis:roles:bind.
+	uadminRole := must[*aegisv1.Role](t)(e.st.CreateRole(ctxT(t), acme, e.id("uadm"), &aegisv1.Role{
+		Permissions: []string{"aegis:users:*", "aegis:orgs:get", "aegis:serviceAccounts:*", "aegis:serviceAccountKeys:*", "plasmavmc:*:*"}})).GetName()
+	uadmin := e.freshUser(t)
+	bind := func(parent, member, role string) {
+		t.Helper()
+		must[*aegisv1.Binding](t)(e.st.CreateBinding(ctxT(t), parent, e.id("b"), &aegisv1.Binding{Member: member, Role: role}, "test"))
+	}
+	bind(acme, uadmin, uadminRole)
+	groupOf := func(member, scope, role string) string {
+		t.Helper()
+		g := e.freshGroup(t)
+		bind(scope, g, role)
+		must[*aegisv1.GroupMember](t)(e.st.AddGroupMember(ctxT(t), g, member, ""))
+		return g
+	}
+	// Users: an OrgAdmin of the org; a plain user whose roles (its own
+	// and its group's) uadmin holds; a user who is a ProjectEditor through
+	// a group.
+	oadmin, plain, grouped := e.freshUser(t), e.freshUser(t), e.freshUser(t)
+	bind(acme, oadmin, "roles/OrgAdmin")
+	bind(web, plain, "roles/plasmavmc.viewer")
+	groupOf(plain, acme, "roles/plasmavmc.viewer")
+	editors := groupOf(grouped, web, "roles/ProjectEditor")
+	// Service accounts: one bound to a role uadmin lacks, one to a role it
+	// holds, one bound at the system scope (as platform services are).
+	saBig, saHeld, saSys := e.freshSA(t), e.freshSA(t), e.freshSA(t)
+	bind(web, saBig, f.big)
+	bind(web, saHeld, "roles/plasmavmc.admin")
+	bind("system", saSys, "roles/aegis.authzChecker")
+
+	ctx := e.userCtx(t, uadmin)
+	setPassword := func(ctx context.Context, user, current string) error {
+		t.Helper()
+		_, err := e.identity.SetUserPassword(ctx, &aegisv1.SetUserPasswordRequest{Name: user, NewPassword: "a new password", CurrentPassword: current})
+		return err
+	}
+	createKey := func(ctx context.Context, sa string) (*aegisv1.ServiceAccountKey, error) {
+		t.Helper()
+		return e.identity.CreateServiceAccountKey(ctx, &aegisv1.CreateServiceAccountKeyRequest{Parent: sa})
+	}
+	keyCount := func(sa string) int {
+		t.Helper()
+		return len(must[*aegisv1.ListServiceAccountKeysResponse](t)(e.identity.ListServiceAccountKeys(e.as(t, "orgadmin"),
+			&aegisv1.ListServiceAccountKeysRequest{Parent: sa})).GetKeys())
+	}
+	link := func(ctx context.Context, user string, subjects ...string) (*aegisv1.User, error) {
+		t.Helper()
+		var fis []*aegisv1.FederatedIdentity
+		for _, s := range subjects {
+			fis = append(fis, &aegisv1.FederatedIdentity{Issuer: "https://idp.test", Subject: s})
+		}
+		return e.identity.UpdateUser(ctx, &aegisv1.UpdateUserRequest{User: &aegisv1.User{Name: user, FederatedIdentities: fis},
+			UpdateMask: mask("federated_identities")})
+	}
+	getUser := func(user string) *aegisv1.User { return must[*aegisv1.User](t)(e.st.GetUser(user)) }
+
+	// Passwords: not of the OrgAdmin (nothing written), of the plain user
+	// yes; the group's bindings count as the user's own.
+	before := getUser(oadmin)
+	refusedEscalation(t, setPassword(ctx, oadmin, ""), "aegis:auditEvents:*", "setting the password of "+oadmin, "roles/OrgAdmin at "+acme)
+	if after := getUser(oadmin); after.GetEtag() != before.GetEtag() || after.GetPasswordUpdateTime() != nil {
+		t.Fatalf("refused password change wrote %v", after)
+	}
+	if err := setPassword(ctx, plain, ""); err != nil {
+		t.Fatalf("setting the password of a user whose roles the admin holds: %v", err)
+	}
+	refusedEscalation(t, setPassword(ctx, grouped, ""), "aegis:projects:get",
+		"roles/ProjectEditor at "+web+" (of its group "+editors+")")
+	// A downscoped token holds only what it covers.
+	refusedEscalation(t, setPassword(e.userCtx(t, uadmin, "aegis:users:setPassword"), plain, ""), "plasmavmc:*:get",
+		"its binding", "roles/plasmavmc.viewer at "+web)
+	// The org admin holds aegis:roles:bind; a user changes its own
+	// password whatever it holds.
+	if err := setPassword(e.as(t, "orgadmin"), grouped, ""); err != nil {
+		t.Fatalf("org admin setting a password: %v", err)
+	}
+	if _, err := e.identity.SetUserPassword(e.userCtx(t, grouped), &aegisv1.SetUserPasswordRequest{Name: grouped,
+		NewPassword: "my own new password", CurrentPassword: "a new password"}); err != nil {
+		t.Fatalf("a user changing its own password: %v", err)
+	}
+
+	// Keys: not of a service account bound to a role uadmin lacks.
+	_, err := createKey(ctx, saBig)
+	refusedEscalation(t, err, "flashdns:zones:delete", "creating a key of "+saBig, f.big+" at "+web)
+	if n := keyCount(saBig); n != 0 {
+		t.Fatalf("refused key creation wrote %d keys", n)
+	}
+	key := must[*aegisv1.ServiceAccountKey](t)(createKey(ctx, saHeld))
+	// A project admin holds aegis:roles:bind in its project only.
+	must[*aegisv1.ServiceAccountKey](t)(createKey(e.as(t, "projadmin"), saBig))
+	_, err = createKey(e.as(t, "projadmin"), saSys)
+	refusedEscalation(t, err, "aegis:authz:check", "roles/aegis.authzChecker at system")
+	must[*aegisv1.ServiceAccountKey](t)(createKey(e.as(t, "sysadmin"), saSys))
+
+	// Federated identities: a new link to the OrgAdmin is refused, and so
+	// is changing one; other fields, and dropping a link, are not.
+	_, err = link(ctx, oadmin, e.id("fed"))
+	refusedEscalation(t, err, "aegis:auditEvents:*", "linking a federated identity to "+oadmin)
+	if after := getUser(oadmin); after.GetEtag() != before.GetEtag() {
+		t.Fatalf("refused link wrote %v", after)
+	}
+	must[*aegisv1.User](t)(e.identity.UpdateUser(ctx, &aegisv1.UpdateUserRequest{User: &aegisv1.User{Name: oadmin, Email: "o@example.com"},
+		UpdateMask: mask("email")}))
+	fed := e.id("fed")
+	must[*aegisv1.User](t)(link(e.as(t, "orgadmin"), oadmin, fed))
+	_, err = link(ctx, oadmin, fed+"x")
+	refusedEscalation(t, err, "aegis:auditEvents:*")
+	if fis := getUser(oadmin).GetFederatedIdentities(); len(fis) != 1 || fis[0].GetSubject() != fed {
+		t.Fatalf("federated identities %v after a refused change", fis)
+	}
+	must[*aegisv1.User](t)(link(ctx, oadmin))
+	must[*aegisv1.User](t)(link(ctx, plain, e.id("fed")))
+
+	// Certificate identities of a service account: as keys.
+	cert := func(ctx context.Context, sa string) error {
+		t.Helper()
+		_, err := e.identity.UpdateServiceAccount(ctx, &aegisv1.UpdateServiceAccountRequest{
+			ServiceAccount: &aegisv1.ServiceAccount{Name: sa, CertificateIdentities: []*aegisv1.CertificateIdentity{
+				{Match: &aegisv1.CertificateIdentity_UriSan{UriSan: "spiffe://photon/" + e.id("c")}}}},
+			UpdateMask: mask("certificate_identities")})
+		return err
+	}
+	refusedEscalation(t, cert(ctx, saBig), "flashdns:zones:delete", "binding a client certificate identity to "+saBig)
+	if cis := must[*aegisv1.ServiceAccount](t)(e.st.GetServiceAccount(saBig)).GetCertificateIdentities(); len(cis) != 0 {
+		t.Fatalf("refused certificate identity written: %v", cis)
+	}
+	must[*aegisv1.ServiceAccount](t)(e.identity.UpdateServiceAccount(ctx, &aegisv1.UpdateServiceAccountRequest{
+		ServiceAccount: &aegisv1.ServiceAccount{Name: saBig, Description: "d"}, UpdateMask: mask("description")}))
+	if err := cert(ctx, saHeld); err != nil {
+		t.Fatalf("certificate identity of a service account whose roles the admin holds: %v", err)
+	}
+
+	// Refusals are ACCESS_DENIED events for aegis:roles:bind at the
+	// binding's scope, instead of a failed change.
+	kinds, evs := auditKinds(t, uadmin, start)
+	want := []string{ // newest first
+		"KIND_ADMIN_CHANGE aegis:serviceAccounts:update OK " + saHeld,
+		"KIND_ADMIN_CHANGE aegis:serviceAccounts:update OK " + saBig,
+		"KIND_ACCESS_DENIED aegis:roles:bind PERMISSION_DENIED " + web,
+		"KIND_ADMIN_CHANGE aegis:users:update OK " + plain,
+		"KIND_ADMIN_CHANGE aegis:users:update OK " + oadmin,
+		"KIND_ACCESS_DENIED aegis:roles:bind PERMISSION_DENIED " + acme,
+		"KIND_ADMIN_CHANGE aegis:users:update OK " + oadmin,
+		"KIND_ACCESS_DENIED aegis:roles:bind PERMISSION_DENIED " + acme,
+		"KIND_ADMIN_CHANGE aegis:serviceAccountKeys:create OK " + key.GetName(),
+		"KIND_ACCESS_DENIED aegis:roles:bind PERMISSION_DENIED " + web,
+		"KIND_ACCESS_DENIED aegis:roles:bind PERMISSION_DENIED " + web,
+		"KIND_ACCESS_DENIED aegis:roles:bind PERMISSION_DENIED " + web,
+		"KIND_ADMIN_CHANGE aegis:users:setPassword OK " + plain,
+		"KIND_ACCESS_DENIED aegis:roles:bind PERMISSION_DENIED " + acme,
+	}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("audit events %q, want %q", kinds, want)
+	}
+	methods := map[int]string{
+		2:  aegisv1.IdentityService_UpdateServiceAccount_FullMethodName,
+		5:  aegisv1.IdentityService_UpdateUser_FullMethodName,
+		9:  aegisv1.IdentityService_CreateServiceAccountKey_FullMethodName,
+		13: aegisv1.IdentityService_SetUserPassword_FullMethodName,
+	}
+	for i, m := range methods {
+		if ev := evs[i]; ev.GetMethod() != m || ev.GetDecision() == nil || !strings.Contains(ev.GetStatusMessage(), "does not hold") {
+			t.Errorf("denial event %d: %v", i, ev)
+		}
+	}
+}

@@ -104,6 +104,7 @@ func (i *identityService) UpdateUser(ctx context.Context, req *aegisv1.UpdateUse
 		return nil, err
 	}
 	var before aegisv1.User_State
+	refused := false
 	u, err := s.st.UpdateUser(ctx, name, req.GetUser().GetEtag(), func(next *aegisv1.User) error {
 		before = next.GetState()
 		had := map[string]bool{}
@@ -121,12 +122,24 @@ func (i *identityService) UpdateUser(ctx context.Context, req *aegisv1.UpdateUse
 				added = append(added, fi)
 			}
 		}
-		return s.checkIssuers(added)
+		if err := s.checkIssuers(added); err != nil || len(added) == 0 {
+			return err
+		}
+		// Whoever controls a linked identity signs in as the user, so a
+		// new link is worth the user's bindings (escalation.go). Checked
+		// here, against the links as stored, so that a concurrent update
+		// cannot slip a link past it; a refusal is audited as such, not
+		// again as a failed change.
+		var err error
+		refused, err = s.checkActAs(ctx, c, name, "linking a federated identity to "+name)
+		return err
 	})
 	if err == nil && before != aegisv1.User_STATE_DISABLED && u.GetState() == aegisv1.User_STATE_DISABLED {
 		s.revoke(ctx, name) // "Disabling a user revokes its tokens."
 	}
-	s.auditChange(ctx, c, permUsersUpdate, name, plan.fieldMask(), u.GetEtag(), err)
+	if !refused {
+		s.auditChange(ctx, c, permUsersUpdate, name, plan.fieldMask(), u.GetEtag(), err)
+	}
 	return u, s.apiErr(err)
 }
 
@@ -151,7 +164,8 @@ func (i *identityService) DeleteUser(ctx context.Context, req *aegisv1.DeleteUse
 // SetUserPassword: users change their own password by giving the current
 // one (and need no permission for it, but a downscoped token must still
 // cover aegis:users:setPassword on themselves); anyone else needs
-// aegis:users:setPassword on the user.
+// aegis:users:setPassword on the user and, since they can then sign in as
+// the user, what the user's bindings are worth (escalation.go).
 //
 // Afterwards every token of the user issued until now is revoked. The
 // proto would spare the caller's own session when users change their own
@@ -174,8 +188,16 @@ func (i *identityService) SetUserPassword(ctx context.Context, req *aegisv1.SetU
 		if err := i.checkOwnPassword(ctx, c, req); err != nil {
 			return nil, err
 		}
-	} else if err := s.check(ctx, c, permUsersSetPassword, name); err != nil {
-		return nil, err
+	} else {
+		if err := s.check(ctx, c, permUsersSetPassword, name); err != nil {
+			return nil, err
+		}
+		// Before hashing, which nobody refused may spend. The check reads
+		// the user's bindings, not its record, so it needs no place in
+		// the store's update.
+		if _, err := s.checkActAs(ctx, c, name, "setting the password of "+name); err != nil {
+			return nil, err
+		}
 	}
 	hash, err := s.hashPassword(ctx, "new_password", req.GetNewPassword())
 	if err != nil {
@@ -437,15 +459,51 @@ func (i *identityService) UpdateServiceAccount(ctx context.Context, req *aegisv1
 		return nil, err
 	}
 	var before aegisv1.ServiceAccount_State
+	refused := false
 	sa, err := s.st.UpdateServiceAccount(ctx, name, req.GetServiceAccount().GetEtag(), func(next *aegisv1.ServiceAccount) error {
 		before = next.GetState()
-		return plan.apply(next)
+		had := map[string]bool{}
+		for _, ci := range next.GetCertificateIdentities() {
+			had[certIdentity(ci)] = true
+		}
+		if err := plan.apply(next); err != nil {
+			return err
+		}
+		// A certificate bound to the service account obtains its tokens,
+		// so a new one is worth its bindings (escalation.go), checked as
+		// stored, as in UpdateUser. Dropping one needs nothing, and one
+		// without a match is left to the store, which rejects it.
+		if !slices.ContainsFunc(next.GetCertificateIdentities(), func(ci *aegisv1.CertificateIdentity) bool {
+			k := certIdentity(ci)
+			return k != "" && !had[k]
+		}) {
+			return nil
+		}
+		var err error
+		refused, err = s.checkActAs(ctx, c, name, "binding a client certificate identity to "+name)
+		return err
 	})
 	if err == nil && before != aegisv1.ServiceAccount_STATE_DISABLED && sa.GetState() == aegisv1.ServiceAccount_STATE_DISABLED {
 		s.revoke(ctx, name)
 	}
-	s.auditChange(ctx, c, permSAsUpdate, name, plan.fieldMask(), sa.GetEtag(), err)
+	if !refused {
+		s.auditChange(ctx, c, permSAsUpdate, name, plan.fieldMask(), sa.GetEtag(), err)
+	}
 	return sa, s.apiErr(err)
+}
+
+// certIdentity tells certificate identities apart: the kind of match and
+// its value.
+func certIdentity(ci *aegisv1.CertificateIdentity) string {
+	switch m := ci.GetMatch().(type) {
+	case *aegisv1.CertificateIdentity_Sha256Fingerprint:
+		return "sha256\x00" + m.Sha256Fingerprint
+	case *aegisv1.CertificateIdentity_UriSan:
+		return "uri\x00" + m.UriSan
+	case *aegisv1.CertificateIdentity_DnsSan:
+		return "dns\x00" + m.DnsSan
+	}
+	return ""
 }
 
 func (i *identityService) DeleteServiceAccount(ctx context.Context, req *aegisv1.DeleteServiceAccountRequest) (*emptypb.Empty, error) {
@@ -469,7 +527,9 @@ func (i *identityService) DeleteServiceAccount(ctx context.Context, req *aegisv1
 // ---- service account keys ----
 
 // CreateServiceAccountKey returns the key's secret, once: the store keeps
-// only its hash, and the secret is in no log or audit event.
+// only its hash, and the secret is in no log or audit event. The key
+// obtains the service account's tokens, so creating one is worth its
+// bindings (escalation.go).
 func (i *identityService) CreateServiceAccountKey(ctx context.Context, req *aegisv1.CreateServiceAccountKeyRequest) (*aegisv1.ServiceAccountKey, error) {
 	parent := req.GetParent()
 	if err := checkName("parent", parent, saShapes...); err != nil {
@@ -486,6 +546,9 @@ func (i *identityService) CreateServiceAccountKey(ctx context.Context, req *aegi
 	}
 	c, err := s.authorize(ctx, permKeysCreate, parent)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := s.checkActAs(ctx, c, parent, "creating a key of "+parent); err != nil {
 		return nil, err
 	}
 	secret, hash := authn.NewClientSecret()
