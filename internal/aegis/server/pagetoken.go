@@ -2,27 +2,18 @@ package server
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/photoncloud/photoncloud/internal/aegis/store"
+	"github.com/photoncloud/photoncloud/internal/platform/pagetoken"
 )
 
 // Page tokens of the lists this package computes itself (LookupPrincipals;
-// the store pages everything else). Like the store's, a token names the
-// query it belongs to (a hash of its parameters), the last item returned
-// and when it was made, so that it cannot be replayed on another query and
-// expires.
-type pageToken struct {
-	Where string `json:"w"`
-	After string `json:"a"`
-	Time  int64  `json:"t"`
-}
+// the store pages everything else), with the rules of package pagetoken:
+// where is a hash of the query's parameters (queryHash).
 
 func queryHash(parts ...string) string {
 	h := sha256.New()
@@ -34,41 +25,24 @@ func queryHash(parts ...string) string {
 }
 
 func encodePageToken(where, after string, now time.Time) string {
-	b, _ := json.Marshal(pageToken{Where: where, After: after, Time: now.Unix()})
-	return base64.RawURLEncoding.EncodeToString(b)
+	return pagetoken.Encode(where, after, "", now)
 }
 
 // decodePageToken returns the item after which the page starts ("" for
 // the first page).
 func decodePageToken(tok, where string, now time.Time) (string, error) {
-	if tok == "" {
-		return "", nil
+	after, err := pagetoken.Decode(tok, where, "", now)
+	if err != nil {
+		return "", status.Error(codes.InvalidArgument, err.Error())
 	}
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	var pt pageToken
-	if err == nil {
-		err = json.Unmarshal(b, &pt)
-	}
-	switch {
-	case err != nil:
-		return "", status.Error(codes.InvalidArgument, "malformed page_token")
-	case pt.Where != where:
-		return "", status.Error(codes.InvalidArgument, "page_token belongs to another query")
-	case now.Sub(time.Unix(pt.Time, 0)) > store.PageTokenTTL:
-		return "", status.Error(codes.InvalidArgument, "page_token expired")
-	}
-	return pt.After, nil
+	return after, nil
 }
 
 // pageSize applies the API's page size rules.
 func pageSize(n int32) (int, error) {
-	switch {
-	case n < 0:
-		return 0, status.Error(codes.InvalidArgument, "page_size must not be negative")
-	case n == 0:
-		return store.DefaultPageSize, nil
-	case n > store.MaxPageSize:
-		return store.MaxPageSize, nil
+	size, err := pagetoken.Size(n)
+	if err != nil {
+		return 0, status.Error(codes.InvalidArgument, err.Error())
 	}
-	return int(n), nil
+	return size, nil
 }

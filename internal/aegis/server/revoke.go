@@ -7,6 +7,7 @@ import (
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
 	"github.com/photoncloud/photoncloud/internal/aegis/store"
+	"github.com/photoncloud/photoncloud/internal/platform/pagetoken"
 )
 
 // The store revokes nothing by itself: where the API says a principal's
@@ -36,7 +37,7 @@ func listAll[T proto.Message](list func(opts store.ListOptions[T]) ([]T, string,
 	var out []T
 	tok := ""
 	for {
-		page, next, err := list(store.ListOptions[T]{PageSize: store.MaxPageSize, PageToken: tok})
+		page, next, err := list(store.ListOptions[T]{PageSize: pagetoken.MaxPageSize, PageToken: tok})
 		if err != nil {
 			return out
 		}
