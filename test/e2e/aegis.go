@@ -96,25 +96,18 @@ type AegisOptions struct {
 // Aegis is one bin/aegis process on loopback ports that stay fixed across
 // restarts, because the issuer URL (and so every token) names the port.
 type Aegis struct {
-	t    testing.TB
-	bins AegisBinaries
-	opts AegisOptions
+	daemon // Name, LogPath (stderr: the structured log), Kill, Log
+	bins   AegisBinaries
+	opts   AegisOptions
 
-	Name         string
 	DataDir      string
 	GRPCPort     int
 	HTTPPort     int
 	PasswordFile string // "" when none is passed
-	LogPath      string // stderr: the structured log
 	StdoutPath   string // stdout: where the one-time bootstrap password goes
 
-	mu          sync.Mutex
-	proc        *process
-	log, stdout *os.File
-	logStart    int64
+	stdout      *os.File
 	stdoutStart int64
-	everReady   bool
-	rebinds     int
 }
 
 // NewAegis prepares an Aegis replica with fresh ports and data directory
@@ -134,21 +127,17 @@ func NewAegis(t testing.TB, opts AegisOptions) *Aegis {
 		t.Fatalf("pick free ports: %v", err)
 	}
 	a := &Aegis{
-		t: t, bins: FindAegisBinaries(t), opts: opts,
-		Name:     opts.Name,
+		bins: FindAegisBinaries(t), opts: opts,
 		DataDir:  filepath.Join(dir, "data"),
 		GRPCPort: ports[0], HTTPPort: ports[1],
-		LogPath:    filepath.Join(dir, opts.Name+".log"),
 		StdoutPath: filepath.Join(dir, opts.Name+".stdout"),
 	}
+	a.init(t, opts.Name, dir)
 	if opts.BootstrapPassword != "" {
 		a.PasswordFile = filepath.Join(dir, "admin-password")
 		if err := os.WriteFile(a.PasswordFile, []byte(opts.BootstrapPassword+"\n"), 0o600); err != nil {
 			t.Fatalf("write bootstrap password file: %v", err)
 		}
-	}
-	if a.log, err = os.OpenFile(a.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
-		t.Fatalf("create aegis log: %v", err)
 	}
 	if a.stdout, err = os.OpenFile(a.StdoutPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
 		t.Fatalf("create aegis stdout: %v", err)
@@ -202,25 +191,10 @@ func (a *Aegis) Args() []string {
 // Start launches bin/aegis; it does not wait for readiness.
 func (a *Aegis) Start() {
 	a.t.Helper()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.proc != nil && !a.proc.exited() {
-		a.t.Fatalf("start %s: already running", a.Name)
-	}
-	args := a.Args()
-	if fi, err := a.log.Stat(); err == nil {
-		a.logStart = fi.Size()
-	}
 	if fi, err := a.stdout.Stat(); err == nil {
 		a.stdoutStart = fi.Size()
 	}
-	a.proc = launch(a.t, a.bins.Aegis, args, photonEnv(nil), a.stdout, a.log, a.log, "")
-}
-
-func (a *Aegis) current() *process {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.proc
+	a.start(a.bins.Aegis, a.Args(), nil, a.stdout)
 }
 
 // WaitReady waits until /readyz answers 200, which Aegis serves only after
@@ -228,52 +202,22 @@ func (a *Aegis) current() *process {
 // test if the process exits or takes too long.
 func (a *Aegis) WaitReady() {
 	a.t.Helper()
-	if a.current() == nil {
-		a.t.Fatalf("WaitReady: %s not started", a.Name)
-	}
-	for {
-		err := a.awaitReady()
-		if err == nil {
-			a.everReady = true
-			return
-		}
-		if a.current().exited() && a.retryPortConflict() {
-			continue
-		}
-		a.t.Fatalf("%v (log %s below)", err, a.LogPath)
-	}
-}
-
-func (a *Aegis) awaitReady() error {
-	return awaitReadyz(a.current(), a.Name, a.HTTPURL(), aegisReadyTimeout)
+	a.waitReady(a.HTTPURL, aegisReadyTimeout, a.retryPortConflict)
 }
 
 // retryPortConflict moves a replica that lost the race for its free ports
-// on its very first start to new ones. Aegis binds before it touches
-// Chainfire or its data dir, so nothing needs cleaning up.
+// on its very first start to new ones.
 func (a *Aegis) retryPortConflict() bool {
-	if a.everReady || a.rebinds >= 3 {
-		return false
-	}
-	b, err := os.ReadFile(a.LogPath)
-	if err != nil || int64(len(b)) < a.logStart || !bytes.Contains(b[a.logStart:], []byte("address already in use")) {
+	if !a.lostPortRace() {
 		return false
 	}
 	ports, err := testenv.FreePorts(2)
 	if err != nil {
 		return false
 	}
-	a.rebinds++
-	a.t.Logf("%s: port conflict on first start, retrying with new ports", a.Name)
 	a.GRPCPort, a.HTTPPort = ports[0], ports[1]
 	a.Start()
 	return true
-}
-
-// Kill sends SIGKILL and waits for the process to be gone.
-func (a *Aegis) Kill() {
-	a.t.Helper()
-	kill(a.t, a.current(), a.Name, a.log)
 }
 
 // Stop sends SIGTERM and waits for the process to exit, failing the test
@@ -318,25 +262,11 @@ func (a *Aegis) StdoutOfCurrentRun() string {
 	return s[a.stdoutStart:]
 }
 
-// Log is the replica's whole stderr log.
-func (a *Aegis) Log() string {
-	b, err := os.ReadFile(a.LogPath)
-	if err != nil {
-		return fmt.Sprintf("(read log: %v)", err)
-	}
-	return string(b)
-}
-
 func (a *Aegis) cleanup() {
-	reap(a.t, a.current(), a.Name)
-	_ = a.log.Close()
+	a.finish()
 	_ = a.stdout.Close()
-	if m := crashMarker.FindString(a.Log()); m != "" {
-		a.t.Errorf("%s log shows a crash (%q)", a.Name, m)
-	}
 	if a.t.Failed() {
 		a.t.Logf("%s stdout %s:\n%s", a.Name, a.StdoutPath, tail(a.StdoutPath, logTailLines))
-		a.t.Logf("%s log %s (last %d lines):\n%s", a.Name, a.LogPath, logTailLines, tail(a.LogPath, logTailLines))
 	}
 }
 

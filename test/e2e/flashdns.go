@@ -2,16 +2,13 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -74,22 +71,13 @@ type FlashDNSOptions struct {
 // TCP, the gRPC API, the HTTP listener) that stay fixed across restarts,
 // as a replica's would.
 type FlashDNS struct {
-	t    testing.TB
-	bin  string
-	opts FlashDNSOptions
+	daemon // Name, LogPath (stdout and stderr), Kill, Log
+	bin    string
+	opts   FlashDNSOptions
 
-	Name     string
 	DNSPort  int
 	GRPCPort int
 	HTTPPort int
-	LogPath  string // stdout and stderr
-
-	mu        sync.Mutex
-	proc      *process
-	log       *os.File
-	logStart  int64
-	everReady bool
-	rebinds   int
 }
 
 // NewFlashDNS prepares a FlashDNS replica with fresh ports without starting
@@ -109,16 +97,12 @@ func NewFlashDNS(t testing.TB, opts FlashDNSOptions) *FlashDNS {
 		t.Fatalf("pick free ports: %v", err)
 	}
 	f := &FlashDNS{
-		t: t, bin: FindFlashDNSBinary(t), opts: opts,
-		Name:    opts.Name,
+		bin: FindFlashDNSBinary(t), opts: opts,
 		DNSPort: ports[0], GRPCPort: ports[1], HTTPPort: ports[2],
-		LogPath: filepath.Join(dir, opts.Name+".log"),
 	}
-	if f.log, err = os.OpenFile(f.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
-		t.Fatalf("create flashdns log: %v", err)
-	}
+	f.init(t, opts.Name, dir)
 	// Registered after t.TempDir, so it runs before the directory is removed.
-	t.Cleanup(f.cleanup)
+	t.Cleanup(f.finish)
 	return f
 }
 
@@ -177,27 +161,12 @@ func (f *FlashDNS) Args() []string {
 // Start launches bin/flashdns; it does not wait for readiness.
 func (f *FlashDNS) Start() {
 	f.t.Helper()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.proc != nil && !f.proc.exited() {
-		f.t.Fatalf("start %s: already running", f.Name)
-	}
-	args := f.Args()
 	var env []string
 	if f.opts.Aegis != nil {
 		env = append(env, "PHOTON_FLASHDNS_AEGIS_CLIENT_SECRET="+f.opts.ClientSecret)
 	}
-	if fi, err := f.log.Stat(); err == nil {
-		f.logStart = fi.Size()
-	}
 	// The TSIG secrets are on the command line; this log is the test's own.
-	f.proc = launch(f.t, f.bin, args, photonEnv(env), f.log, f.log, f.log, "")
-}
-
-func (f *FlashDNS) current() *process {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.proc
+	f.start(f.bin, f.Args(), env, nil)
 }
 
 // WaitReady waits until /readyz answers 200. FlashDNS serves HTTP only
@@ -205,72 +174,23 @@ func (f *FlashDNS) current() *process {
 // answer, so from then on DNS answers reflect every acknowledged change.
 func (f *FlashDNS) WaitReady() {
 	f.t.Helper()
-	if f.current() == nil {
-		f.t.Fatalf("WaitReady: %s not started", f.Name)
-	}
-	for {
-		err := f.awaitReady()
-		if err == nil {
-			f.everReady = true
-			return
-		}
-		if f.current().exited() && f.retryPortConflict() {
-			continue
-		}
-		f.t.Fatalf("%v (log %s below)", err, f.LogPath)
-	}
-}
-
-func (f *FlashDNS) awaitReady() error {
-	return awaitReadyz(f.current(), f.Name, f.HTTPURL(), flashDNSReadyTimeout)
+	f.waitReady(f.HTTPURL, flashDNSReadyTimeout, f.retryPortConflict)
 }
 
 // retryPortConflict moves a replica that lost the race for its free ports
 // on its very first start to new ones. The DNS port is only known free for
 // TCP, so UDP may clash too.
 func (f *FlashDNS) retryPortConflict() bool {
-	if f.everReady || f.rebinds >= 3 {
-		return false
-	}
-	b, err := os.ReadFile(f.LogPath)
-	if err != nil || int64(len(b)) < f.logStart || !bytes.Contains(b[f.logStart:], []byte("address already in use")) {
+	if !f.lostPortRace() {
 		return false
 	}
 	ports, err := testenv.FreePorts(3)
 	if err != nil {
 		return false
 	}
-	f.rebinds++
-	f.t.Logf("%s: port conflict on first start, retrying with new ports", f.Name)
 	f.DNSPort, f.GRPCPort, f.HTTPPort = ports[0], ports[1], ports[2]
 	f.Start()
 	return true
-}
-
-// Kill sends SIGKILL and waits for the process to be gone.
-func (f *FlashDNS) Kill() {
-	f.t.Helper()
-	kill(f.t, f.current(), f.Name, f.log)
-}
-
-// Log is the replica's whole log (stdout and stderr), over all its runs.
-func (f *FlashDNS) Log() string {
-	b, err := os.ReadFile(f.LogPath)
-	if err != nil {
-		return fmt.Sprintf("(read log: %v)", err)
-	}
-	return string(b)
-}
-
-func (f *FlashDNS) cleanup() {
-	reap(f.t, f.current(), f.Name)
-	_ = f.log.Close()
-	if m := crashMarker.FindString(f.Log()); m != "" {
-		f.t.Errorf("%s log shows a crash (%q)", f.Name, m)
-	}
-	if f.t.Failed() {
-		f.t.Logf("%s log %s (last %d lines):\n%s", f.Name, f.LogPath, logTailLines, tail(f.LogPath, logTailLines))
-	}
 }
 
 // Dial opens a plaintext gRPC connection to the replica's API, closed at
