@@ -12,8 +12,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -39,9 +37,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 type options struct {
 	cfg         aegis.Config
-	configFile  string
-	logLevel    string
-	logFormat   string
+	server      *platform.ServerFlags // --config, --log-level, --log-format
 	federations []string
 }
 
@@ -66,9 +62,7 @@ func newCommand(stdout, stderr io.Writer) *cobra.Command {
 
 func bindFlags(fs *pflag.FlagSet, o *options) {
 	c := &o.cfg
-	fs.StringVar(&o.configFile, "config", "", "TOML file whose keys are flag names; flags and PHOTON_AEGIS_* variables override it")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	o.server = platform.AddServerFlags(fs, "aegis")
 	fs.StringVar(&c.DataDir, "data-dir", aegis.DefaultDataDir, "directory of the replica's local files (generated key-encryption key and bootstrap password)")
 	fs.StringSliceVar(&c.ListenGRPCURLs, "listen-grpc-urls", []string{aegis.DefaultGRPCURL}, "comma-separated URLs to serve the aegis.v1 gRPC API on")
 	fs.StringSliceVar(&c.ListenHTTPURLs, "listen-http-urls", []string{aegis.DefaultHTTPURL}, "comma-separated URLs for /oauth2/token, /.well-known/*, the JSON API under /v1/, /metrics and health")
@@ -119,20 +113,10 @@ func parseFederation(v string) (authn.FederatedIssuer, error) {
 }
 
 func serve(cmd *cobra.Command, o *options, stdout, stderr io.Writer) error {
-	file := o.configFile
-	if !cmd.Flags().Changed("config") {
-		file = os.Getenv(platform.EnvName("aegis", "config"))
-	}
-	if err := platform.LoadConfig(cmd.Flags(), "aegis", file); err != nil {
-		return err
-	}
-	lg, err := platform.NewLogger(stderr, o.logLevel, o.logFormat)
+	lg, reg, err := o.server.Setup(cmd.Flags(), stderr)
 	if err != nil {
 		return err
 	}
-	platform.TuneGC(lg)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	cfg := o.cfg
 	for _, v := range o.federations {

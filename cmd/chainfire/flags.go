@@ -7,6 +7,7 @@ import (
 
 	"github.com/photoncloud/photoncloud/internal/chainfire"
 	"github.com/photoncloud/photoncloud/internal/chainfire/auth"
+	"github.com/photoncloud/photoncloud/internal/platform"
 )
 
 // options is everything the command line sets. Durations are kept as
@@ -15,9 +16,7 @@ type options struct {
 	cfg         chainfire.Config
 	heartbeatMs uint
 	electionMs  uint
-	configFile  string
-	logLevel    string
-	logFormat   string
+	server      *platform.ServerFlags // --config, --log-level, --log-format
 
 	// authTokenTTL is --auth-token-ttl in seconds, as etcd takes it.
 	authTokenTTL uint
@@ -27,9 +26,7 @@ type options struct {
 // bindFlags declares etcd's flag names, with etcd's defaults, on fs.
 func bindFlags(fs *pflag.FlagSet, o *options) {
 	c := &o.cfg
-	fs.StringVar(&o.configFile, "config", "", "TOML file whose keys are flag names; flags and PHOTON_CHAINFIRE_* variables override it")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	o.server = platform.AddServerFlags(fs, "chainfire")
 
 	fs.StringVar(&c.Name, "name", chainfire.DefaultName, "human-readable name of this member")
 	fs.StringVar(&c.DataDir, "data-dir", chainfire.DefaultDataDir, "directory of the member's data")

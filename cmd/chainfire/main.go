@@ -11,10 +11,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/photoncloud/photoncloud/internal/chainfire"
 	"github.com/photoncloud/photoncloud/internal/platform"
@@ -56,28 +53,11 @@ func newCommand(stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
-// loadConfig fills the flags not given on the command line from the
-// environment and the config file, which itself may be named by
-// PHOTON_CHAINFIRE_CONFIG.
-func loadConfig(fs *pflag.FlagSet, o *options) error {
-	file := o.configFile
-	if !fs.Changed("config") {
-		file = os.Getenv(platform.EnvName("chainfire", "config"))
-	}
-	return platform.LoadConfig(fs, "chainfire", file)
-}
-
 func serve(cmd *cobra.Command, o *options, stdout, stderr io.Writer) error {
-	if err := loadConfig(cmd.Flags(), o); err != nil {
-		return err
-	}
-	lg, err := platform.NewLogger(stderr, o.logLevel, o.logFormat)
+	lg, reg, err := o.server.Setup(cmd.Flags(), stderr)
 	if err != nil {
 		return err
 	}
-	platform.TuneGC(lg)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	cfg := o.config()
 	cfg.Logger = lg

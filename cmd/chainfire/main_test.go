@@ -36,7 +36,7 @@ max-txn-ops = 9
 	if err := fs.Parse([]string{"--name=m1", "--listen-client-urls=http://127.0.0.1:1,http://127.0.0.1:2", "--config", file}); err != nil {
 		t.Fatal(err)
 	}
-	if err := loadConfig(fs, o); err != nil {
+	if err := o.server.LoadConfig(fs); err != nil {
 		t.Fatal(err)
 	}
 	c := o.config()
@@ -139,7 +139,7 @@ func TestDeployExample(t *testing.T) {
 	if err := fs.Parse([]string{"--config", "../../deploy/chainfire/chainfire.toml"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := loadConfig(fs, o); err != nil {
+	if err := o.server.LoadConfig(fs); err != nil {
 		t.Fatal(err)
 	}
 	c := o.config()
@@ -147,7 +147,7 @@ func TestDeployExample(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Name != "cf1" || c.AutoCompactionRetention != "1h" || o.logFormat != "json" {
-		t.Fatalf("example not applied: name %q, retention %q, log format %q", c.Name, c.AutoCompactionRetention, o.logFormat)
+	if c.Name != "cf1" || c.AutoCompactionRetention != "1h" || fs.Lookup("log-format").Value.String() != "json" {
+		t.Fatalf("example not applied: name %q, retention %q, log format %q", c.Name, c.AutoCompactionRetention, fs.Lookup("log-format").Value.String())
 	}
 }

@@ -13,8 +13,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -39,9 +37,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 type options struct {
 	cfg          flashdns.Config
-	configFile   string
-	logLevel     string
-	logFormat    string
+	server       *platform.ServerFlags // --config, --log-level, --log-format
 	transferACL  []string
 	tsigKeys     []string
 	secretFile   string
@@ -69,9 +65,7 @@ func newCommand(stdout, stderr io.Writer) *cobra.Command {
 
 func bindFlags(fs *pflag.FlagSet, o *options) {
 	c := &o.cfg
-	fs.StringVar(&o.configFile, "config", "", "TOML file whose keys are flag names; flags and PHOTON_FLASHDNS_* variables override it")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	o.server = platform.AddServerFlags(fs, "flashdns")
 	fs.StringSliceVar(&c.ListenGRPCURLs, "listen-grpc-urls", []string{flashdns.DefaultGRPCURL}, "comma-separated URLs to serve the flashdns.v1 gRPC API on")
 	fs.StringSliceVar(&c.ListenHTTPURLs, "listen-http-urls", []string{flashdns.DefaultHTTPURL}, "comma-separated URLs for the JSON API under /v1/, /metrics and health")
 	fs.StringVar(&c.TLS.CertFile, "cert-file", "", "certificate of the API listeners")
@@ -135,20 +129,10 @@ func (o *options) config() (flashdns.Config, error) {
 }
 
 func serve(cmd *cobra.Command, o *options, stdout, stderr io.Writer) error {
-	file := o.configFile
-	if !cmd.Flags().Changed("config") {
-		file = os.Getenv(platform.EnvName("flashdns", "config"))
-	}
-	if err := platform.LoadConfig(cmd.Flags(), "flashdns", file); err != nil {
-		return err
-	}
-	lg, err := platform.NewLogger(stderr, o.logLevel, o.logFormat)
+	lg, reg, err := o.server.Setup(cmd.Flags(), stderr)
 	if err != nil {
 		return err
 	}
-	platform.TuneGC(lg)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	cfg, err := o.config()
 	if err != nil {
