@@ -34,6 +34,7 @@ import (
 	"time"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
+	"github.com/photoncloud/photoncloud/bench/internal/hoststat"
 )
 
 func main() {
@@ -163,8 +164,8 @@ func run(lg *slog.Logger, args []string) error {
 			return err
 		}
 	}
-	res.Env.LoadAfter = loadAvg()
-	res.Env.SpeedAfter = referenceSpeed()
+	res.Env.LoadAfter = hoststat.LoadAvg()
+	res.Env.SpeedAfter = hoststat.ReferenceSpeed()
 
 	rep := &report{cfg: cfg, res: res}
 	fmt.Print(rep.markdown())

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/photoncloud/photoncloud/bench/internal/hoststat"
 )
 
 // environment describes the machine the numbers come from.
@@ -31,9 +33,9 @@ func captureEnv(workDir string) *environment {
 		Date:        time.Now().UTC().Format(time.RFC3339),
 		GoVersion:   runtime.Version(),
 		Cores:       runtime.NumCPU(),
-		LoadBefore:  loadAvg(),
+		LoadBefore:  hoststat.LoadAvg(),
 		FS:          fsOf(workDir),
-		SpeedBefore: referenceSpeed(),
+		SpeedBefore: hoststat.ReferenceSpeed(),
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for l := range strings.SplitSeq(string(b), "\n") {

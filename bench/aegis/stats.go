@@ -1,15 +1,15 @@
 package main
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"os"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/photoncloud/photoncloud/bench/internal/hoststat"
 )
 
 // latencies summarises every recorded call of a window.
@@ -47,7 +47,7 @@ type cpuSample struct {
 }
 
 func sampleCPU(pids ...int) cpuSample {
-	s := cpuSample{at: time.Now(), self: selfCPU(), machine: machineBusy()}
+	s := cpuSample{at: time.Now(), self: hoststat.SelfCPU(), machine: hoststat.MachineBusy()}
 	for _, pid := range pids {
 		c, _ := procCPU(pid)
 		s.procs = append(s.procs, c)
@@ -78,9 +78,6 @@ func otherCPUPercent(a, b cpuSample) float64 {
 	return max(0, 100*float64(used)/float64(win)/float64(runtime.NumCPU()))
 }
 
-// clockTick is USER_HZ, 100 on every Linux architecture Go supports.
-const clockTick = 100
-
 // procCPU is a process's user+system CPU time so far (/proc/<pid>/stat).
 func procCPU(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -96,7 +93,7 @@ func procCPU(pid int) (time.Duration, error) {
 	}
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / clockTick, nil
+	return time.Duration(ut+st) * time.Second / hoststat.ClockTick, nil
 }
 
 // procRSS is a process's resident set size in bytes.
@@ -111,67 +108,4 @@ func procRSS(pid int) int64 {
 	}
 	pages, _ := strconv.ParseInt(f[1], 10, 64)
 	return pages * int64(os.Getpagesize())
-}
-
-// machineBusy is the CPU time all processes of the machine have used so
-// far (/proc/stat: everything but idle and iowait).
-func machineBusy() time.Duration {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0
-	}
-	var ticks int64
-	// user nice system idle iowait irq softirq steal
-	for _, i := range []int{1, 2, 3, 6, 7, 8} {
-		v, _ := strconv.ParseInt(f[i], 10, 64)
-		ticks += v
-	}
-	return time.Duration(ticks) * time.Second / clockTick
-}
-
-// selfCPU is this process's own user+system CPU time so far.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-// referenceSpeed is SHA-256 throughput on one core, in MB/s: a fixed piece
-// of work timed before and after the run. The build machine is a shared
-// virtual machine whose speed drifts with its neighbours' load in ways
-// /proc/stat does not show, so runs are comparable only when this is too.
-func referenceSpeed() float64 {
-	buf := make([]byte, 1<<20)
-	// The best of five short runs: the first pays for page faults and
-	// frequency ramp-up, and a preempted run says nothing about speed.
-	best := 0.0
-	for range 5 {
-		start := time.Now()
-		n := 0
-		for time.Since(start) < 50*time.Millisecond {
-			sha256.Sum256(buf)
-			n++
-		}
-		best = max(best, float64(n)*float64(len(buf))/1e6/time.Since(start).Seconds())
-	}
-	return best
 }

@@ -100,6 +100,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/photoncloud/photoncloud/bench/internal/hoststat"
 )
 
 func main() {
@@ -332,8 +334,8 @@ func run(lg *slog.Logger, args []string) error {
 			return err
 		}
 	}
-	res.Env.LoadAfter = loadAvg()
-	res.Env.SpeedAfter = referenceSpeed()
+	res.Env.LoadAfter = hoststat.LoadAvg()
+	res.Env.SpeedAfter = hoststat.ReferenceSpeed()
 
 	md := (&report{cfg: c, res: res}).markdown()
 	fmt.Print(md)

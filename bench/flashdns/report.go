@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/photoncloud/photoncloud/bench/internal/hoststat"
 )
 
 // environment describes the machine the numbers come from.
@@ -28,8 +30,8 @@ func captureEnv() *environment {
 		Date:        time.Now().UTC().Format(time.RFC3339),
 		GoVersion:   runtime.Version(),
 		Cores:       runtime.NumCPU(),
-		LoadBefore:  loadAvg(),
-		SpeedBefore: referenceSpeed(),
+		LoadBefore:  hoststat.LoadAvg(),
+		SpeedBefore: hoststat.ReferenceSpeed(),
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for l := range strings.SplitSeq(string(b), "\n") {

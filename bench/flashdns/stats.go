@@ -2,19 +2,15 @@ package main
 
 import (
 	"bufio"
-	"crypto/sha256"
 	"fmt"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
-)
 
-// clockTick is USER_HZ, the unit of /proc/<pid>/stat times (100 on every
-// Linux this runs on).
-const clockTick = 100
+	"github.com/photoncloud/photoncloud/bench/internal/hoststat"
+)
 
 // groupPids lists the processes in process group pgid: a server and the
 // workers it forked (NSD's server and xfrd processes). Every server is
@@ -68,7 +64,7 @@ func groupCPU(pgid int) time.Duration {
 		s, _ := strconv.ParseInt(f[12], 10, 64)
 		ticks += u + s
 	}
-	return time.Duration(ticks) * time.Second / clockTick
+	return time.Duration(ticks) * time.Second / hoststat.ClockTick
 }
 
 // groupMemory is the memory of group pgid: the sum of the processes'
@@ -101,66 +97,6 @@ func smapsField(pid int, key string) int64 {
 	return 0
 }
 
-// machineBusy is the CPU time all processes of the machine have used so
-// far (/proc/stat: everything but idle and iowait).
-func machineBusy() time.Duration {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0
-	}
-	var ticks int64
-	// user nice system idle iowait irq softirq steal
-	for _, i := range []int{1, 2, 3, 6, 7, 8} {
-		v, _ := strconv.ParseInt(f[i], 10, 64)
-		ticks += v
-	}
-	return time.Duration(ticks) * time.Second / clockTick
-}
-
-// selfCPU is this process's own CPU time so far.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-// referenceSpeed is SHA-256 throughput on one core in MB/s, timed before
-// and after the run: the machine is a shared VM whose speed drifts in ways
-// /proc/stat does not show, so two reports compare only when this does.
-func referenceSpeed() float64 {
-	buf := make([]byte, 1<<20)
-	best := 0.0
-	for range 5 {
-		start := time.Now()
-		n := 0
-		for time.Since(start) < 50*time.Millisecond {
-			sha256.Sum256(buf)
-			n++
-		}
-		best = max(best, float64(n)*float64(len(buf))/1e6/time.Since(start).Seconds())
-	}
-	return best
-}
-
 // cpuWindow measures the CPU used during one dnsperf run: by the server's
 // process group, by its store's (FlashDNS's Chainfire), by the machine and
 // by this program.
@@ -171,7 +107,7 @@ type cpuWindow struct {
 
 // sampleWindow samples the CPU so far; storePgid 0 means no store.
 func sampleWindow(pgid, storePgid int) cpuWindow {
-	w := cpuWindow{at: time.Now(), server: groupCPU(pgid), machine: machineBusy(), self: selfCPU()}
+	w := cpuWindow{at: time.Now(), server: groupCPU(pgid), machine: hoststat.MachineBusy(), self: hoststat.SelfCPU()}
 	if storePgid != 0 {
 		w.store = groupCPU(storePgid)
 	}

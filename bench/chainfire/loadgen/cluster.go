@@ -11,6 +11,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/photoncloud/photoncloud/bench/internal/hoststat"
 )
 
 // cluster is one server's multi-member cluster on loopback, every member
@@ -322,7 +324,7 @@ func (b *bench) runCluster(ctx context.Context, env *environment) error {
 			}
 		}
 	}
-	env.loadAfter = loadAvg()
+	env.loadAfter = hoststat.LoadAvg()
 
 	rep := &clusterReport{cfg: cfg, env: env, results: results, trials: trials}
 	fmt.Print(rep.text())

@@ -15,10 +15,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/photoncloud/photoncloud/bench/internal/hoststat"
 )
 
 // Workload names, in report order.
@@ -538,7 +539,7 @@ func takeSample(ctx context.Context, members []*process) (sample, error) {
 		s.proc.writeBytes += ps.writeBytes
 		s.proc.rss += ps.rss
 	}
-	s.at, s.self, s.machine = time.Now(), selfCPU(), machineBusy()
+	s.at, s.self, s.machine = time.Now(), hoststat.SelfCPU(), hoststat.MachineBusy()
 	return s, nil
 }
 
@@ -560,13 +561,4 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// selfCPU is the load generator's own user+system CPU time so far.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

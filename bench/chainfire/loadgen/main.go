@@ -37,6 +37,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/photoncloud/photoncloud/bench/internal/hoststat"
 )
 
 func main() {
@@ -169,7 +171,7 @@ func run(lg *slog.Logger, args []string) error {
 			}
 		}
 	}
-	env.loadAfter = loadAvg()
+	env.loadAfter = hoststat.LoadAvg()
 
 	rep := buildReport(cfg, env, results)
 	fmt.Print(rep.text())
@@ -345,7 +347,7 @@ func captureEnv(workDir string) *environment {
 		date:       time.Now().UTC().Format(time.RFC3339),
 		goVersion:  runtime.Version(),
 		cores:      runtime.NumCPU(),
-		loadBefore: loadAvg(),
+		loadBefore: hoststat.LoadAvg(),
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
@@ -376,18 +378,6 @@ func binaryID(path string) (string, error) {
 	}
 	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	return fmt.Sprintf("%s (sha256 %x)", line, sum[:6]), nil
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // fsOf names the filesystem type and device holding dir, from /proc/mounts

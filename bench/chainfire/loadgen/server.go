@@ -19,6 +19,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/photoncloud/photoncloud/bench/internal/hoststat"
 )
 
 // serverKind is how to start one of the benchmarked servers. Both take
@@ -211,9 +213,6 @@ type procStats struct {
 	rss        int64
 }
 
-// clockTick is USER_HZ, 100 on every Linux architecture Go supports.
-const clockTick = 100
-
 func readProcStats(pid int) (procStats, error) {
 	var st procStats
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -229,7 +228,7 @@ func readProcStats(pid int) (procStats, error) {
 	}
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	stt, _ := strconv.ParseInt(f[12], 10, 64)
-	st.cpu = time.Duration(ut+stt) * time.Second / clockTick
+	st.cpu = time.Duration(ut+stt) * time.Second / hoststat.ClockTick
 	rssPages, _ := strconv.ParseInt(f[21], 10, 64)
 	st.rss = rssPages * int64(os.Getpagesize())
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
@@ -429,25 +428,4 @@ func (c *syncCounter) stop() (map[string]int64, error) {
 		return nil, fmt.Errorf("perf stat counted %d of %d sync syscalls", len(counts), len(syncEvents))
 	}
 	return counts, nil
-}
-
-// machineBusy is the CPU time all processes of the machine have used so
-// far (/proc/stat: everything but idle and iowait).
-func machineBusy() time.Duration {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return 0
-	}
-	var ticks int64
-	// user nice system idle iowait irq softirq steal
-	for _, i := range []int{1, 2, 3, 6, 7, 8} {
-		v, _ := strconv.ParseInt(f[i], 10, 64)
-		ticks += v
-	}
-	return time.Duration(ticks) * time.Second / clockTick
 }
