@@ -78,26 +78,7 @@ func LaunchKnot(cfg KnotConfig) (*Knot, error) {
 	}
 	cfg.UDPWorkers = max(cfg.UDPWorkers, 1)
 	cfg.TCPWorkers = max(cfg.TCPWorkers, 1)
-	var lastErr error
-	for attempt := range 3 {
-		port := cfg.Port
-		if port == 0 {
-			ports, err := FreePorts(1)
-			if err != nil {
-				return nil, err
-			}
-			port = ports[0]
-		}
-		k, err := launchKnot(cfg, port, attempt)
-		if err == nil {
-			return k, nil
-		}
-		lastErr = err
-		if cfg.Port != 0 || !errors.Is(err, errExited) {
-			break
-		}
-	}
-	return nil, lastErr
+	return onFreePort(cfg.Port, func(port, attempt int) (*Knot, error) { return launchKnot(cfg, port, attempt) })
 }
 
 func launchKnot(cfg KnotConfig, port, attempt int) (*Knot, error) {

@@ -181,29 +181,35 @@ func LaunchNSD(cfg NSDConfig) (*NSD, error) {
 	if cfg.ServerCount <= 0 {
 		cfg.ServerCount = 1
 	}
+	return onFreePort(cfg.Port, func(port, attempt int) (*NSD, error) { return launchNSD(cfg, port, attempt) })
+}
+
+// onFreePort launches a server on port, or, when port is 0, on a port
+// picked as free; a server that exited at once (most likely: the port was
+// taken meanwhile) is tried again on another, three times at most. One
+// that runs but does not load a zone would fail the same way again.
+func onFreePort[T any](port int, launch func(port, attempt int) (T, error)) (T, error) {
+	var zero T
 	var lastErr error
 	for attempt := range 3 {
-		port := cfg.Port
-		if port == 0 {
+		p := port
+		if p == 0 {
 			ports, err := FreePorts(1)
 			if err != nil {
-				return nil, err
+				return zero, err
 			}
-			port = ports[0]
+			p = ports[0]
 		}
-		n, err := launchNSD(cfg, port, attempt)
+		srv, err := launch(p, attempt)
 		if err == nil {
-			return n, nil
+			return srv, nil
 		}
 		lastErr = err
-		// Only an NSD that exited (most likely: the port was taken) is
-		// worth another port; one that runs but does not load a zone
-		// would fail the same way again.
-		if cfg.Port != 0 || !errors.Is(err, errExited) {
+		if port != 0 || !errors.Is(err, errExited) {
 			break
 		}
 	}
-	return nil, lastErr
+	return zero, lastErr
 }
 
 func launchNSD(cfg NSDConfig, port, attempt int) (*NSD, error) {
