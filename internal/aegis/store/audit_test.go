@@ -9,6 +9,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
+
+	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 )
 
 func TestAudit(t *testing.T) {
@@ -122,7 +124,7 @@ func TestAudit(t *testing.T) {
 	wantErr(t, err, ErrInvalidArgument)
 
 	// Events are kept under hour-bucket leases: a handful, not one each.
-	cli := newClient(t, addr)
+	cli := chainfiretest.Client(t, addr)
 	leases, err := cli.Leases(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
+
+	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 )
 
 func testCert(t *testing.T, uri string, dns ...string) *x509.Certificate {
@@ -199,7 +201,7 @@ func TestAuthnLookups(t *testing.T) {
 	}
 	_, err = s.ServiceAccountByCertificate(testCert(t, "spiffe://x", "api.example.com"))
 	wantErr(t, err, ErrNotFound)
-	cli := newClient(t, addr)
+	cli := chainfiretest.Client(t, addr)
 	if keysLeft := dumpKeys(t, cli, uniqueCertPrefix); len(keysLeft) != 1 {
 		t.Fatalf("cert identities left: %v", keysLeft)
 	}

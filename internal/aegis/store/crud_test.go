@@ -12,6 +12,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
+
+	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 )
 
 func TestOrgProjectCRUD(t *testing.T) {
@@ -287,7 +289,7 @@ func TestPagination(t *testing.T) {
 
 func TestWaitRevisionAndClose(t *testing.T) {
 	addr := startChainfire(t)
-	cli := newClient(t, addr)
+	cli := chainfiretest.Client(t, addr)
 	s := openStore(t, addr, nil)
 	ctx := ctxT(t)
 	// A revision made outside the watched prefix produces no event; the

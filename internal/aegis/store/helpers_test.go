@@ -12,7 +12,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
-	"go.uber.org/zap"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
 	"github.com/photoncloud/photoncloud/internal/aegis/password"
@@ -38,20 +37,10 @@ func startChainfire(t *testing.T) string {
 	return chainfiretest.Start(t, nil).ClientAddr()
 }
 
-func newClient(t *testing.T, addr string) *clientv3.Client {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
-	return cli
-}
-
 // openStore opens a Store with its own client on the Chainfire at addr.
 func openStore(t *testing.T, addr string, mod func(*Options)) *Store {
 	t.Helper()
-	opts := Options{Client: newClient(t, addr), Logger: testLogger(), SweepInterval: -1}
+	opts := Options{Client: chainfiretest.Client(t, addr), Logger: testLogger(), SweepInterval: -1}
 	if mod != nil {
 		mod(&opts)
 	}

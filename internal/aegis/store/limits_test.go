@@ -8,6 +8,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/photoncloud/photoncloud/internal/aegis/password"
+	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 )
 
 // TestLoginBuckets: two replicas spend from one bucket per user, atomically
@@ -55,7 +56,7 @@ func TestLoginBuckets(t *testing.T) {
 		t.Fatalf("take a minute later = %v, %v; want allowed", wait, err)
 	}
 
-	cli := newClient(t, addr)
+	cli := chainfiretest.Client(t, addr)
 	resp, err := cli.Get(ctx, loginLimitPrefix+key)
 	if err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("bucket key: %v, %v", resp, err)

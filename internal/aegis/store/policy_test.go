@@ -10,6 +10,7 @@ import (
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
 	"github.com/photoncloud/photoncloud/internal/aegis/policy"
+	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 )
 
 const (
@@ -225,7 +226,7 @@ func TestCascadingDeletes(t *testing.T) {
 	// A small transaction limit makes the cascades span transactions.
 	s := openStore(t, addr, func(o *Options) { o.MaxTxnOps = 16 })
 	b := openStore(t, addr, nil)
-	cli := newClient(t, addr)
+	cli := chainfiretest.Client(t, addr)
 	ctx := ctxT(t)
 	seed(t, s)
 	must[*aegisv1.Org](t)(s.CreateOrg(ctx, "other", nil))
@@ -364,7 +365,7 @@ func TestWatchCompactionReload(t *testing.T) {
 		}
 	})
 	b := openStore(t, addr, nil)
-	cli := newClient(t, addr)
+	cli := chainfiretest.Client(t, addr)
 	ctx := ctxT(t)
 	seed(t, b)
 	bnd := must[*aegisv1.Binding](t)(b.CreateBinding(ctx, project, "x", &aegisv1.Binding{Member: alice, Role: "roles/ProjectViewer"}, ""))

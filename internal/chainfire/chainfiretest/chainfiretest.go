@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
 	"github.com/photoncloud/photoncloud/internal/chainfire"
 )
 
@@ -48,4 +51,16 @@ func Start(t testing.TB, mod func(*chainfire.Config)) *chainfire.Server {
 		}
 	})
 	return srv
+}
+
+// Client returns an etcd client of the Chainfire at addr, closed when the
+// test ends.
+func Client(t testing.TB, addr string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatalf("chainfire client: %v", err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	return cli
 }

@@ -11,7 +11,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
-	"go.uber.org/zap"
 
 	flashdnsv1 "github.com/photoncloud/photoncloud/api/flashdns/v1"
 	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
@@ -35,20 +34,10 @@ func startChainfire(t *testing.T) string {
 	return chainfiretest.Start(t, nil).ClientAddr()
 }
 
-func newClient(t *testing.T, addr string) *clientv3.Client {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
-	return cli
-}
-
 // openStore opens a Store with its own client on the Chainfire at addr.
 func openStore(t *testing.T, addr string, mod func(*Options)) *Store {
 	t.Helper()
-	opts := Options{Client: newClient(t, addr), Logger: testLogger(), SweepInterval: -1,
+	opts := Options{Client: chainfiretest.Client(t, addr), Logger: testLogger(), SweepInterval: -1,
 		DefaultNameservers: []string{"ns1.example.net", "ns2.example.net"}}
 	if mod != nil {
 		mod(&opts)

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	flashdnsv1 "github.com/photoncloud/photoncloud/api/flashdns/v1"
+
+	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 )
 
 // memZone returns a zone file shaped like bench/flashdns's memory zone
@@ -116,7 +118,7 @@ func TestMemoryPer100k(t *testing.T) {
 
 	// A replica that loads the zone at start.
 	// Opened by hand: openStore's cleanup would keep it reachable.
-	cli := newClient(t, addr)
+	cli := chainfiretest.Client(t, addr)
 	before := heapAfterGC()
 	runtime.ReadMemStats(&ms)
 	total := ms.TotalAlloc

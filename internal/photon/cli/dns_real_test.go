@@ -13,13 +13,12 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
 	aegisclient "github.com/photoncloud/photoncloud/client/aegis"
+	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 	"github.com/photoncloud/photoncloud/internal/flashdns"
 	"github.com/photoncloud/photoncloud/internal/flashdns/server"
 	"github.com/photoncloud/photoncloud/internal/flashdns/store"
@@ -64,11 +63,7 @@ func startFlashDNS(t *testing.T, a *testAegis) *testFlashDNS {
 	}
 	t.Cleanup(func() { _ = aegisConn.Close() })
 
-	cf, err := clientv3.New(clientv3.Config{Endpoints: []string{startChainfire(t)}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cf.Close() })
+	cf := chainfiretest.Client(t, startChainfire(t))
 	st, err := store.Open(ctx, store.Options{Client: cf, Logger: testLogger(), DefaultNameservers: []string{"ns1.photon.test."}})
 	if err != nil {
 		t.Fatalf("open flashdns store: %v", err)

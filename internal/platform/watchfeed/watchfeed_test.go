@@ -7,7 +7,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 	"github.com/photoncloud/photoncloud/internal/platform/watchfeed"
@@ -74,11 +73,7 @@ func (x *index) get(k string) (string, bool) {
 func startChainfire(t *testing.T) *clientv3.Client {
 	t.Helper()
 	srv := chainfiretest.Start(t, nil)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{srv.ClientAddr()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
+	cli := chainfiretest.Client(t, srv.ClientAddr())
 	return cli
 }
 
