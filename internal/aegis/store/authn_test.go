@@ -16,7 +16,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
-
 	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 )
 

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	aegisv1 "github.com/photoncloud/photoncloud/api/aegis/v1"
-
 	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 )
 

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	flashdnsv1 "github.com/photoncloud/photoncloud/api/flashdns/v1"
-
 	"github.com/photoncloud/photoncloud/internal/chainfire/chainfiretest"
 )
 
